@@ -1,0 +1,200 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using MimeKit;
+using Polly;
+using Polly.Retry;
+using Polly.Timeout;
+using ResilientMail.Core.Resilience;
+using ResilientMail.Core.Transports;
+
+namespace ResilientMail.Core.Delivery
+{
+    public enum DeliveryStatus { Sent, Failed, Uncertain }
+
+    /// <summary>The fate of one message.</summary>
+    public sealed record DeliveryResult(string Recipients, DeliveryStatus Status, int Attempts, TimeSpan Duration)
+    {
+        public string? MessageId { get; init; }
+        public string? ServerReply { get; init; }
+        public Failure? Failure { get; init; }
+        /// <summary>The classified exception, with the original one as its InnerException.</summary>
+        public Exception? Error { get; init; }
+    }
+
+    public sealed record CourierOptions
+    {
+        public RetryOptions Retry { get; init; } = new RetryOptions();
+        public ConnectivityOptions Connectivity { get; init; } = new ConnectivityOptions();
+        public PacingOptions Pacing { get; init; } = new PacingOptions();
+        /// <summary>What to probe; the transport's own endpoint when empty.</summary>
+        public IReadOnlyList<Endpoint> ConnectivityTargets { get; init; } = new Endpoint[0];
+    }
+
+    /// <summary>
+    /// Carries messages through one transport: pacer -> connectivity gate -> retry(timeout(send)).
+    /// One courier serves a whole pipeline, so the transport's connection is reused.
+    /// </summary>
+    public sealed class Courier : IDisposable
+    {
+        private readonly IMailTransport _transport;
+        private readonly CourierOptions _options;
+        private readonly TimeProvider _time;
+        private readonly Random _random;
+        private readonly DeliveryEventSink? _events;
+        private readonly ResiliencePipeline<Receipt> _retry;
+        private readonly ResiliencePipeline _timeout;
+
+        public Courier(IMailTransport transport, CourierOptions options, IConnectivityProbe probe, TimeProvider time, Random random, DeliveryEventSink? events)
+        {
+            _transport = transport ?? throw new ArgumentNullException(nameof(transport));
+            _options = options ?? throw new ArgumentNullException(nameof(options));
+            _options.Retry.Validate();
+            _time = time ?? throw new ArgumentNullException(nameof(time));
+            _random = random ?? throw new ArgumentNullException(nameof(random));
+            _events = events;
+            var targets = _options.ConnectivityTargets.Count > 0 ? _options.ConnectivityTargets : new[] { transport.Endpoint };
+            Gate = new ConnectivityGate(probe, targets, _options.Connectivity, time, events);
+            Pacer = new Pacer(_options.Pacing, time, random, events);
+            _retry = BuildRetry();
+            _timeout = new ResiliencePipelineBuilder { TimeProvider = time }.AddTimeout(transport.Timeout).Build();
+        }
+
+        public ConnectivityGate Gate { get; }
+        public Pacer Pacer { get; }
+        public IMailTransport Transport => _transport;
+
+        public async Task<DeliveryResult> DeliverAsync(MimeMessage message, CancellationToken cancellationToken)
+        {
+            var recipients = Recipients(message);
+            await Pacer.WaitTurnAsync(cancellationToken).ConfigureAwait(false);
+            long started = _time.GetTimestamp();
+            int attempts = 0;
+            try
+            {
+                var receipt = await _retry.ExecuteAsync(async token =>
+                {
+                    attempts++;
+                    return await AttemptAsync(message, recipients, attempts, token).ConfigureAwait(false);
+                }, cancellationToken).ConfigureAwait(false);
+
+                var elapsed = _time.GetElapsedTime(started);
+                _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Delivered,
+                    $"Delivered to {recipients} in {elapsed.TotalMilliseconds:0} ms after {attempts} attempt{(attempts == 1 ? "" : "s")}: {receipt.ServerReply}"));
+                return new DeliveryResult(recipients, DeliveryStatus.Sent, attempts, elapsed) { MessageId = receipt.MessageId, ServerReply = receipt.ServerReply };
+            }
+            catch (MailDeliveryException ex)
+            {
+                var elapsed = _time.GetElapsedTime(started);
+                var status = ex.Failure.Kind == FailureKind.Ambiguous ? DeliveryStatus.Uncertain : DeliveryStatus.Failed;
+                _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Failed,
+                    $"{(status == DeliveryStatus.Uncertain ? "Outcome unknown" : "Not delivered")} to {recipients} after {attempts} attempt{(attempts == 1 ? "" : "s")} ({ex.Failure.Kind}, {ex.Failure.Reason}): {ex.Message}"));
+                return new DeliveryResult(recipients, status, attempts, elapsed)
+                {
+                    MessageId = status == DeliveryStatus.Uncertain ? message.MessageId : null,
+                    ServerReply = ex.Failure.ServerReply,
+                    Failure = ex.Failure,
+                    Error = ex,
+                };
+            }
+        }
+
+        private async ValueTask<Receipt> AttemptAsync(MimeMessage message, string recipients, int attempt, CancellationToken cancellationToken)
+        {
+            try
+            {
+                await Gate.EnsureAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (ConnectivityLostException lost)
+            {
+                throw new MailDeliveryException(new Failure(FailureKind.Transient, FailureReason.ConnectivityLost, lost.Message), lost);
+            }
+
+            _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Attempt,
+                $"Sending to {recipients} via {_transport.Description} (attempt {attempt} of {_options.Retry.MaxRetries + 1})."));
+            var state = new SendAttempt();
+            try
+            {
+                var receipt = await _timeout.ExecuteAsync(token => new ValueTask<Receipt>(_transport.SendAsync(message, state, token)), cancellationToken).ConfigureAwait(false);
+                Gate.ReportSuccess();
+                return receipt;
+            }
+            catch (TimeoutRejectedException timeout)
+            {
+                var failure = state.BodySent
+                    ? new Failure(FailureKind.Ambiguous, FailureReason.Timeout, $"No reply within {_transport.Timeout.TotalSeconds:0.#} s after the whole message was sent; it may have been delivered.")
+                    : new Failure(FailureKind.Transient, FailureReason.Timeout, $"No answer from {_transport.Endpoint} within {_transport.Timeout.TotalSeconds:0.#} s.");
+                Gate.ReportFailure(failure);
+                throw new MailDeliveryException(failure, timeout);
+            }
+            catch (MailDeliveryException ex)
+            {
+                Gate.ReportFailure(ex.Failure);
+                throw;
+            }
+        }
+
+        private ResiliencePipeline<Receipt> BuildRetry()
+        {
+            var retry = _options.Retry;
+            var builder = new ResiliencePipelineBuilder<Receipt> { TimeProvider = _time };
+            if (retry.MaxRetries > 0)
+            {
+                builder.AddRetry(new RetryStrategyOptions<Receipt>
+                {
+                    MaxRetryAttempts = retry.MaxRetries,
+                    ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is MailDeliveryException m && ShouldRetry(m.Failure, retry)),
+                    DelayGenerator = args => new ValueTask<TimeSpan?>(DelayFor(args.AttemptNumber, (args.Outcome.Exception as MailDeliveryException)?.Failure)),
+                    OnRetry = args =>
+                    {
+                        var failure = (args.Outcome.Exception as MailDeliveryException)?.Failure;
+                        _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Retry,
+                            $"Attempt {args.AttemptNumber + 1} failed ({failure?.Kind}, {failure?.Reason}): {args.Outcome.Exception?.Message} Retrying in {args.RetryDelay.TotalSeconds:0.0} s (retry {args.AttemptNumber + 1} of {retry.MaxRetries})."));
+                        return default;
+                    },
+                });
+            }
+            return builder.Build();
+        }
+
+        internal static bool ShouldRetry(Failure failure, RetryOptions retry) =>
+            !failure.StopsRun && (failure.Kind == FailureKind.Transient || failure.Kind == FailureKind.Ambiguous && retry.RetryAmbiguous);
+
+        /// <summary>Exponential with jitter, capped; a provider's Retry-After wins (still capped).</summary>
+        internal TimeSpan DelayFor(int retry, Failure? failure) => RetrySchedule.Delay(_options.Retry, retry, failure?.RetryAfter, NextRandom());
+
+        private double NextRandom()
+        {
+            lock (_random) return _random.NextDouble();
+        }
+
+        public Task CloseAsync(CancellationToken cancellationToken) => _transport.CloseAsync(cancellationToken);
+
+        public void Dispose() => _transport.Dispose();
+
+        public static string Recipients(MimeMessage message) =>
+            string.Join(", ", message.To.Mailboxes.Concat(message.Cc.Mailboxes).Concat(message.Bcc.Mailboxes).Select(m => m.Address));
+    }
+
+    public static class RetrySchedule
+    {
+        /// <summary>The delay before retry <paramref name="retry"/> (0-based), given a uniform random number in [0, 1).</summary>
+        public static TimeSpan Delay(RetryOptions options, int retry, TimeSpan? retryAfter, double random)
+        {
+            TimeSpan delay;
+            if (retryAfter.HasValue && retryAfter.Value > TimeSpan.Zero)
+            {
+                delay = retryAfter.Value;
+            }
+            else
+            {
+                var nominal = options.NominalDelay(retry);
+                var factor = 1 + options.JitterFraction * (2 * random - 1);
+                delay = TimeSpan.FromTicks((long)(nominal.Ticks * factor));
+            }
+            return delay > options.MaxDelay ? options.MaxDelay : delay;
+        }
+    }
+}

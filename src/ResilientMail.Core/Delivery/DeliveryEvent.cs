@@ -1,0 +1,31 @@
+using System;
+
+namespace ResilientMail.Core.Delivery
+{
+    public enum DeliveryEventKind
+    {
+        Attempt,
+        Retry,
+        Connect,
+        Reconnect,
+        Probe,
+        WaitingForConnection,
+        StillWaiting,
+        ConnectionRestored,
+        Gap,
+        Pause,
+        Delivered,
+        Failed,
+    }
+
+    /// <summary>Something a user may want to see. <see cref="Text"/> never holds a secret.</summary>
+    public sealed record DeliveryEvent(DeliveryEventKind Kind, string Text)
+    {
+        /// <summary>For waits and pauses: how long so far, and how long at most.</summary>
+        public TimeSpan? Elapsed { get; init; }
+        public TimeSpan? Limit { get; init; }
+    }
+
+    /// <summary>Receives engine events; called from the engine's threads.</summary>
+    public delegate void DeliveryEventSink(DeliveryEvent e);
+}

@@ -1,0 +1,107 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using MimeKit;
+using MimeKit.Utils;
+
+namespace ResilientMail.Core.Messages
+{
+    /// <summary>Turns a rendered, untrusted spec into a MimeMessage, or says exactly why it cannot.</summary>
+    public static class MessageBuilder
+    {
+        // Strict RFC 5322 parsing; UTF-8 local parts and IDN domains are still allowed.
+        private static readonly ParserOptions StrictAddresses = new ParserOptions
+        {
+            AddressParserComplianceMode = RfcComplianceMode.Strict,
+            AllowAddressesWithoutDomain = false,
+            AllowUnquotedCommasInAddresses = false,
+        };
+
+        // Headers the builder owns; letting a CSV column set them would let it rewrite the message.
+        private static readonly HashSet<string> ReservedHeaders = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+        {
+            "From", "To", "Cc", "Bcc", "Reply-To", "Subject", "Date", "Message-Id", "MIME-Version",
+            "Content-Type", "Content-Transfer-Encoding", "Sender", "Return-Path",
+        };
+
+        public static MimeMessage Build(MessageSpec spec)
+        {
+            if (spec == null) throw new ArgumentNullException(nameof(spec));
+
+            var message = new MimeMessage();
+            var from = ParseList(spec.From, "From");
+            if (from.Count != 1)
+                throw new MessageValidationException(ValidationProblem.InvalidAddress, "From must be exactly one address.", "From");
+            message.From.AddRange(from);
+            foreach (var t in spec.To) message.To.AddRange(ParseList(t, "To"));
+            foreach (var t in spec.Cc) message.Cc.AddRange(ParseList(t, "Cc"));
+            foreach (var t in spec.Bcc) message.Bcc.AddRange(ParseList(t, "Bcc"));
+            foreach (var t in spec.ReplyTo) message.ReplyTo.AddRange(ParseList(t, "ReplyTo"));
+            if (message.To.Count + message.Cc.Count + message.Bcc.Count == 0)
+                throw new MessageValidationException(ValidationProblem.MissingRecipient, "The message has no recipient (To, Cc or Bcc).", "To");
+
+            RejectLineBreaks(spec.Subject, "Subject");
+            message.Subject = spec.Subject ?? "";
+
+            foreach (var header in spec.Headers)
+            {
+                RejectLineBreaks(header.Key, "header name");
+                RejectLineBreaks(header.Value, header.Key);
+                if (header.Key.Length == 0 || header.Key.Any(c => c <= 32 || c >= 127 || c == ':'))
+                    throw new MessageValidationException(ValidationProblem.InvalidHeader, $"'{header.Key}' is not a valid header name.", header.Key);
+                if (ReservedHeaders.Contains(header.Key))
+                    throw new MessageValidationException(ValidationProblem.InvalidHeader, $"The {header.Key} header is set from its own parameter, not from -Headers.", header.Key);
+                message.Headers.Add(header.Key, header.Value);
+            }
+
+            switch (spec.Priority)
+            {
+                case MessagePriority.High: message.Priority = MimeKit.MessagePriority.Urgent; message.XPriority = XMessagePriority.High; break;
+                case MessagePriority.Low: message.Priority = MimeKit.MessagePriority.NonUrgent; message.XPriority = XMessagePriority.Low; break;
+            }
+
+            var body = new BodyBuilder { TextBody = spec.TextBody, HtmlBody = spec.HtmlBody };
+            if (spec.TextBody == null && spec.HtmlBody == null) body.TextBody = "";
+            foreach (var path in spec.Attachments)
+            {
+                if (!File.Exists(path))
+                    throw new MessageValidationException(ValidationProblem.AttachmentNotFound, $"Attachment '{path}' does not exist.", "Attachments");
+                body.Attachments.Add(path);
+            }
+            message.Body = body.ToMessageBody();
+
+            message.Date = DateTimeOffset.Now;
+            var domain = from.Mailboxes.First().Domain;
+            message.MessageId = MimeUtils.GenerateMessageId(string.IsNullOrEmpty(domain) ? "localhost" : domain);
+            return message;
+        }
+
+        /// <summary>Renders then builds: the one call a sending loop needs.</summary>
+        public static MimeMessage Build(MessageTemplate template, IReadOnlyDictionary<string, object?> row) => Build(template.Render(row));
+
+        private static InternetAddressList ParseList(string? text, string field)
+        {
+            RejectLineBreaks(text, field);
+            if (string.IsNullOrWhiteSpace(text))
+                throw new MessageValidationException(ValidationProblem.InvalidAddress, $"{field} is empty.", field);
+            if (!InternetAddressList.TryParse(StrictAddresses, text, out var list) || list.Count == 0)
+                throw new MessageValidationException(ValidationProblem.InvalidAddress, $"'{text}' in {field} is not a valid email address.", field);
+            foreach (var address in list)
+            {
+                if (!(address is MailboxAddress mailbox) || string.IsNullOrEmpty(mailbox.Domain) || mailbox.Domain.IndexOf('.') < 0 && !mailbox.Domain.StartsWith("[", StringComparison.Ordinal))
+                    throw new MessageValidationException(ValidationProblem.InvalidAddress, $"'{address}' in {field} is not a deliverable mailbox address.", field);
+            }
+            return list;
+        }
+
+        private static void RejectLineBreaks(string? value, string field)
+        {
+            if (value != null && value.IndexOfAny(LineBreaks) >= 0)
+                throw new MessageValidationException(ValidationProblem.HeaderInjection,
+                    $"{field} contains a line break (CR or LF); a header value must be one line, so the message was not sent.", field);
+        }
+
+        private static readonly char[] LineBreaks = { '\r', '\n', '\0' };
+    }
+}

@@ -1,0 +1,75 @@
+using System;
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace ResilientMail.Internal
+{
+    /// <summary>
+    /// Runs async engine work off the pipeline thread and pumps what it reports back onto it
+    /// (WriteObject and friends may only be called there). StopProcessing cancels the token that
+    /// reaches every socket and delay.
+    /// </summary>
+    public abstract class AsyncCmdlet : PSCmdlet, IDisposable
+    {
+        private readonly CancellationTokenSource _stopping = new CancellationTokenSource();
+        private readonly BlockingCollection<Action> _pending = new BlockingCollection<Action>();
+        private bool _disposed;
+
+        protected CancellationToken StopToken => _stopping.Token;
+
+        /// <summary>Queues an action for the pipeline thread. Safe from any thread.</summary>
+        protected void Post(Action action)
+        {
+            if (!_pending.IsAddingCompleted) _pending.Add(action);
+        }
+
+        /// <summary>Runs <paramref name="work"/> in the background and pumps posted actions until it ends.</summary>
+        protected T Await<T>(Func<CancellationToken, Task<T>> work)
+        {
+            var task = Task.Run(() => work(_stopping.Token));
+            while (!task.IsCompleted)
+            {
+                if (_pending.TryTake(out var action, 250)) action();
+                else OnIdle();
+            }
+            Drain();
+            if (task.IsCanceled || task.IsFaulted && task.Exception?.GetBaseException() is OperationCanceledException && _stopping.IsCancellationRequested)
+                throw new PipelineStoppedException();
+            return task.GetAwaiter().GetResult();
+        }
+
+        protected void Await(Func<CancellationToken, Task> work) => Await(async token => { await work(token).ConfigureAwait(false); return true; });
+
+        /// <summary>Runs posted actions that are still waiting.</summary>
+        protected void Drain()
+        {
+            while (_pending.TryTake(out var action)) action();
+        }
+
+        /// <summary>Called on the pipeline thread about every 250 ms while work runs (for progress clocks).</summary>
+        protected virtual void OnIdle() { }
+
+        protected override void StopProcessing()
+        {
+            _stopping.Cancel();
+            base.StopProcessing();
+        }
+
+        /// <summary>Releases what the cmdlet holds; called once, also after Ctrl+C and terminating errors.</summary>
+        protected virtual void Release() { }
+
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            try { Release(); }
+            finally
+            {
+                _pending.CompleteAdding();
+                _stopping.Dispose();
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+using System;
+using System.Linq;
+using System.Management.Automation;
+using ResilientMail.Core.Delivery;
+using ResilientMail.Core.Resilience;
+using ResilientMail.Core.Transports;
+
+namespace ResilientMail.Internal
+{
+    /// <summary>The retry, connectivity and pacing parameters every sending cmdlet shares, and the options built from them.</summary>
+    public abstract class ResilientSendCmdlet : AsyncCmdlet
+    {
+        /// <summary>Retries after the first attempt for transient failures.</summary>
+        [Parameter]
+        [ValidateRange(0, 100)]
+        public int MaxRetries { get; set; } = 3;
+
+        [Parameter]
+        [TimeSpanArgument]
+        public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+        [Parameter]
+        [TimeSpanArgument]
+        public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(60);
+
+        /// <summary>Also retry sends whose outcome is unknown (the connection died after the whole message was sent).</summary>
+        [Parameter]
+        public SwitchParameter RetryUncertain { get; set; }
+
+        /// <summary>host:port to probe when the network seems gone; the server being sent to by default.</summary>
+        [Parameter]
+        public string[]? ConnectivityTarget { get; set; }
+
+        [Parameter]
+        [TimeSpanArgument]
+        public TimeSpan ConnectionWaitTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+        [Parameter]
+        [TimeSpanArgument]
+        public TimeSpan ConnectionCheckInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+        [Parameter]
+        [TimeSpanArgument]
+        public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+        /// <summary>No gaps and no batch pauses: for transactional sends.</summary>
+        [Parameter]
+        public SwitchParameter NoDelay { get; set; }
+
+        [Parameter]
+        [TimeSpanArgument]
+        public TimeSpan MinGap { get; set; } = TimeSpan.FromSeconds(1);
+
+        [Parameter]
+        [TimeSpanArgument]
+        public TimeSpan MaxGap { get; set; } = TimeSpan.FromSeconds(3);
+
+        [Parameter]
+        [ValidateRange(0, int.MaxValue)]
+        public int BatchSize { get; set; } = 50;
+
+        [Parameter]
+        [TimeSpanArgument]
+        public TimeSpan BatchPause { get; set; } = TimeSpan.FromSeconds(30);
+
+        /// <summary>The options record for Core, validated; a bad value is a terminating error.</summary>
+        protected CourierOptions BuildCourierOptions()
+        {
+            try
+            {
+                return new CourierOptions
+                {
+                    Retry = new RetryOptions
+                    {
+                        MaxRetries = MaxRetries,
+                        BaseDelay = RetryBaseDelay,
+                        MaxDelay = RetryMaxDelay,
+                        RetryAmbiguous = RetryUncertain.IsPresent,
+                    }.Validate(),
+                    Connectivity = new ConnectivityOptions
+                    {
+                        WaitTimeout = ConnectionWaitTimeout,
+                        CheckInterval = ConnectionCheckInterval,
+                        ProbeTimeout = ProbeTimeout,
+                    }.Validate(),
+                    Pacing = NoDelay.IsPresent
+                        ? PacingOptions.None
+                        : new PacingOptions { MinGap = MinGap, MaxGap = MaxGap, BatchSize = BatchSize, BatchPause = BatchPause }.Validate(),
+                    ConnectivityTargets = (ConnectivityTarget ?? new string[0]).Select(t => Endpoint.Parse(t)).ToArray(),
+                };
+            }
+            catch (Exception ex) when (ex is ArgumentException || ex is FormatException)
+            {
+                ThrowTerminatingError(new ErrorRecord(ex, "InvalidSendOptions", ErrorCategory.InvalidArgument, null));
+                throw; // not reached
+            }
+        }
+    }
+}

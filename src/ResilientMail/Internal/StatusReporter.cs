@@ -1,0 +1,149 @@
+using System;
+using System.Diagnostics;
+using System.Globalization;
+using System.Management.Automation;
+using ResilientMail.Core.Delivery;
+
+namespace ResilientMail.Internal
+{
+    /// <summary>
+    /// Turns engine events into verbose lines, warnings and one progress bar. Lives on the pipeline
+    /// thread: every method is called there (events arrive through AsyncCmdlet.Post).
+    /// </summary>
+    internal sealed class StatusReporter
+    {
+        private readonly Cmdlet _cmdlet;
+        private readonly string _activity;
+        private readonly int _activityId;
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private Stopwatch? _waitClock;
+        private TimeSpan _waitOffset;
+        private TimeSpan _waitLimit;
+        private string? _waitLabel;
+        private string _current = "";
+        private bool _shown;
+
+        public StatusReporter(Cmdlet cmdlet, string activity, int activityId = 1)
+        {
+            _cmdlet = cmdlet;
+            _activity = activity;
+            _activityId = activityId;
+        }
+
+        public int Sent { get; private set; }
+        public int Failed { get; private set; }
+        public int Uncertain { get; private set; }
+        public int Done => Sent + Failed + Uncertain;
+        /// <summary>Known when the input is counted first (campaigns); unknown for a pipeline.</summary>
+        public int? Total { get; set; }
+
+        public void OnEvent(DeliveryEvent e)
+        {
+            _cmdlet.WriteVerbose($"{DateTime.Now.ToString("HH:mm:ss", CultureInfo.InvariantCulture)} {e.Text}");
+            switch (e.Kind)
+            {
+                case DeliveryEventKind.WaitingForConnection:
+                    _cmdlet.WriteWarning(e.Text);
+                    StartWait("Waiting for connection", e.Elapsed ?? TimeSpan.Zero, e.Limit ?? TimeSpan.Zero);
+                    break;
+                case DeliveryEventKind.StillWaiting:
+                    StartWait("Waiting for connection", e.Elapsed ?? TimeSpan.Zero, e.Limit ?? TimeSpan.Zero);
+                    break;
+                case DeliveryEventKind.ConnectionRestored:
+                    _cmdlet.WriteWarning(e.Text);
+                    EndWait();
+                    break;
+                case DeliveryEventKind.Pause:
+                    StartWait("Pausing between batches", TimeSpan.Zero, e.Limit ?? TimeSpan.Zero);
+                    break;
+                case DeliveryEventKind.Attempt:
+                case DeliveryEventKind.Delivered:
+                case DeliveryEventKind.Failed:
+                    EndWait();
+                    break;
+            }
+        }
+
+        public void Sending(string recipient)
+        {
+            _current = recipient;
+            Show();
+        }
+
+        public void Count(DeliveryStatus status)
+        {
+            switch (status)
+            {
+                case DeliveryStatus.Sent: Sent++; break;
+                case DeliveryStatus.Uncertain: Uncertain++; break;
+                default: Failed++; break;
+            }
+            Show();
+        }
+
+        /// <summary>Keeps the wait clock in the status line moving.</summary>
+        public void Tick()
+        {
+            if (_waitClock != null) Show();
+        }
+
+        private void StartWait(string label, TimeSpan elapsed, TimeSpan limit)
+        {
+            _waitLabel = label;
+            _waitOffset = elapsed;
+            _waitLimit = limit;
+            _waitClock = Stopwatch.StartNew();
+            Show();
+        }
+
+        private void EndWait()
+        {
+            if (_waitClock == null) return;
+            _waitClock = null;
+            _waitLabel = null;
+            Show();
+        }
+
+        private void Show()
+        {
+            string status;
+            if (_waitClock != null)
+            {
+                var elapsed = _waitOffset + _waitClock.Elapsed;
+                if (elapsed > _waitLimit) elapsed = _waitLimit;
+                status = _waitLabel == "Waiting for connection"
+                    ? $"Waiting for connection ({Clock(elapsed)} of {Clock(_waitLimit)})"
+                    : $"{_waitLabel} ({Clock(_waitLimit - elapsed)})";
+            }
+            else
+            {
+                status = $"Sent {Sent}" + (Failed > 0 ? $", failed {Failed}" : "") + (Uncertain > 0 ? $", uncertain {Uncertain}" : "") +
+                         (_current.Length > 0 ? $" - {_current}" : "");
+            }
+            var record = new ProgressRecord(_activityId, _activity, status);
+            var minutes = _clock.Elapsed.TotalMinutes;
+            if (Done > 0 && minutes > 0)
+            {
+                double perMinute = Done / minutes;
+                record.CurrentOperation = $"{perMinute:0.#} messages/min";
+                if (Total is int total && total > 0)
+                {
+                    record.PercentComplete = Math.Min(100, Done * 100 / total);
+                    if (perMinute > 0) record.SecondsRemaining = (int)((total - Done) / perMinute * 60);
+                }
+            }
+            _cmdlet.WriteProgress(record);
+            _shown = true;
+        }
+
+        public void Complete()
+        {
+            if (!_shown) return;
+            _cmdlet.WriteProgress(new ProgressRecord(_activityId, _activity, "Done") { RecordType = ProgressRecordType.Completed });
+        }
+
+        internal static string Clock(TimeSpan t) => t.TotalHours >= 1
+            ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}"
+            : $"{(int)t.TotalMinutes}:{t.Seconds:00}";
+    }
+}
