@@ -1,0 +1,158 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    The one entry point: Build | Test | Demo | Docs | Clean.
+.DESCRIPTION
+    Run through the pinned local PowerShell:  dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
+    Build writes the loadable module to out/ResilientMail. Test runs the xunit tests and the Pester
+    tests (against the built module and servers the tests start on loopback) and ends with one line
+    "N passed, N failed". Demo sends examples/recipients.csv to a local smtp4dev through an outage.
+#>
+[CmdletBinding()]
+param(
+    [ValidateSet('Build', 'Test', 'Demo', 'Docs', 'Clean')]
+    [string]$Task = 'Build',
+    [ValidateSet('Debug', 'Release')]
+    [string]$Configuration = 'Release',
+    # Pester tests to run (a path or wildcard under tests/); all by default.
+    [string]$PesterPath = 'tests'
+)
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$Root = $PSScriptRoot
+$Out = Join-Path $Root 'out'
+$ModuleOut = Join-Path $Out 'ResilientMail'
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_NOLOGO = '1'
+
+function Invoke-Dotnet {
+    & dotnet @args
+    if ($LASTEXITCODE -ne 0) { throw "dotnet $($args -join ' ') failed with exit code $LASTEXITCODE" }
+}
+
+function Get-ModuleVersion {
+    # The one version number lives in Directory.Build.props; the manifest and the assemblies take it from there.
+    $node = Select-Xml -Path (Join-Path $Root 'Directory.Build.props') -XPath '//Version' | Select-Object -First 1
+    $node.Node.InnerText.Trim()
+}
+
+function Get-PwshCommand {
+    # The PowerShell running this script, whether it is a native pwsh or `dotnet pwsh` (the pinned tool).
+    $exe = [Environment]::ProcessPath
+    if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { return @($exe, (Join-Path $PSHOME 'pwsh.dll')) }
+    @($exe)
+}
+
+function Invoke-ChildPwsh([string]$Command) {
+    $pwsh = Get-PwshCommand
+    $rest = @($pwsh | Select-Object -Skip 1)
+    & $pwsh[0] @rest -NoProfile -NonInteractive -Command $Command
+    $LASTEXITCODE
+}
+
+function Get-NuGetPackagesFolder {
+    if ($env:NUGET_PACKAGES) { return $env:NUGET_PACKAGES }
+    $line = & dotnet nuget locals global-packages --list
+    ($line -replace '^global-packages:\s*', '').Trim()
+}
+
+function Invoke-Build {
+    Write-Host "== Build ($Configuration)" -ForegroundColor Cyan
+    Invoke-Dotnet build (Join-Path $Root 'src/ResilientMail/ResilientMail.csproj') -c $Configuration --nologo -v q
+    $bin = Join-Path $Root "src/ResilientMail/bin/$Configuration/netstandard2.0"
+    if (Test-Path $ModuleOut) { Remove-Item -Recurse -Force $ModuleOut }
+    $null = New-Item -ItemType Directory -Force -Path $ModuleOut
+    # PowerShell provides System.Management.Automation itself; never ship the reference assembly.
+    Get-ChildItem $bin -Filter *.dll | Where-Object Name -ne 'System.Management.Automation.dll' | Copy-Item -Destination $ModuleOut
+    Get-ChildItem $bin -Filter 'ResilientMail*.pdb' | Copy-Item -Destination $ModuleOut
+    Copy-Item (Join-Path $Root 'src/ResilientMail/ResilientMail.Format.ps1xml') $ModuleOut
+    $version = Get-ModuleVersion
+    $manifest = Get-Content (Join-Path $Root 'ResilientMail.psd1') -Raw
+    $manifest = $manifest -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion = '$version'"
+    Set-Content -Path (Join-Path $ModuleOut 'ResilientMail.psd1') -Value $manifest -Encoding utf8NoBOM -NoNewline
+    Invoke-Docs
+    Write-Host "Module $version written to $ModuleOut" -ForegroundColor Green
+}
+
+function Invoke-Docs {
+    Write-Host '== Docs -> MAML' -ForegroundColor Cyan
+    if (-not (Test-Path (Join-Path $ModuleOut 'ResilientMail.dll'))) { throw 'Build the module first (-Task Build).' }
+    # A child process, so the build's own session never holds the module.
+    $code = Invoke-ChildPwsh @"
+`$ErrorActionPreference = 'Stop'
+Import-Module '$ModuleOut/ResilientMail.psd1'
+Import-Module '$Root/build/HelpBuilder.psm1'
+Write-MamlHelp -Command (Get-Command -Module ResilientMail) -DocsPath '$Root/docs' -OutFile '$ModuleOut/en-US/ResilientMail.dll-Help.xml'
+Get-ChildItem '$Root/docs' -Filter 'about_*.md' | ForEach-Object { Write-AboutHelp -Source `$_.FullName -OutDir '$ModuleOut/en-US' }
+"@
+    if ($code -ne 0) { throw 'Help generation failed.' }
+}
+
+function Invoke-Test {
+    Invoke-Build
+    $results = Join-Path $Out 'test-results'
+    if (Test-Path $results) { Remove-Item -Recurse -Force $results }
+    $null = New-Item -ItemType Directory -Force -Path $results
+
+    Write-Host '== xunit' -ForegroundColor Cyan
+    & dotnet test (Join-Path $Root 'tests/ResilientMail.Core.Tests/ResilientMail.Core.Tests.csproj') -c $Configuration --nologo `
+        --logger 'trx;LogFileName=xunit.trx' --logger 'console;verbosity=minimal' --results-directory $results
+    $xunitExit = $LASTEXITCODE
+    $xPassed = 0; $xFailed = 0
+    $trx = Join-Path $results 'xunit.trx'
+    if (Test-Path $trx) {
+        $counters = (Select-Xml -Path $trx -XPath '//*[local-name()="Counters"]').Node
+        $xPassed = [int]$counters.passed
+        $xFailed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
+    }
+    if ($xunitExit -ne 0 -and $xFailed -eq 0) { $xFailed = 1; Write-Host "dotnet test exited with $xunitExit" -ForegroundColor Red }
+
+    Write-Host '== Pester' -ForegroundColor Cyan
+    Invoke-Dotnet restore (Join-Path $Root 'tools/tools.csproj') --nologo -v q
+    $pester = Join-Path (Get-NuGetPackagesFolder) 'pester/6.2.0/tools/Pester.psd1'
+    if (-not (Test-Path $pester)) { throw "Pester 6.2.0 was not restored to $pester" }
+    $summary = Join-Path $results 'pester.json'
+    $code = Invoke-ChildPwsh @"
+`$ErrorActionPreference = 'Stop'
+Import-Module '$pester' -RequiredVersion 6.2.0
+`$config = New-PesterConfiguration
+`$config.Run.Path = '$(Join-Path $Root $PesterPath)'
+`$config.Run.PassThru = `$true
+`$config.Output.Verbosity = 'Detailed'
+`$config.TestResult.Enabled = `$true
+`$config.TestResult.OutputPath = '$results/pester.xml'
+`$env:RESILIENTMAIL_MODULE = '$ModuleOut/ResilientMail.psd1'
+`$r = Invoke-Pester -Configuration `$config
+@{ Passed = `$r.PassedCount; Failed = `$r.FailedCount + `$r.FailedBlocksCount + `$r.FailedContainersCount } | ConvertTo-Json | Set-Content '$summary'
+"@
+    $pPassed = 0; $pFailed = 0
+    if (Test-Path $summary) { $s = Get-Content $summary -Raw | ConvertFrom-Json; $pPassed = $s.Passed; $pFailed = $s.Failed }
+    if ($code -ne 0 -and $pFailed -eq 0) { $pFailed = 1; Write-Host "Pester run exited with $code" -ForegroundColor Red }
+
+    Write-Host "xunit: $xPassed passed, $xFailed failed; Pester: $pPassed passed, $pFailed failed"
+    $passed = $xPassed + $pPassed; $failed = $xFailed + $pFailed
+    Write-Host "$passed passed, $failed failed"
+    if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
+}
+
+function Invoke-Demo {
+    Invoke-Build
+    Write-Host '== Demo' -ForegroundColor Cyan
+    $code = Invoke-ChildPwsh "& '$Root/examples/Demo.ps1' -ModulePath '$ModuleOut/ResilientMail.psd1'"
+    if ($code -ne 0) { exit $code }
+}
+
+function Invoke-Clean {
+    foreach ($p in @($Out) + (Get-ChildItem $Root -Recurse -Directory -Include bin, obj -ErrorAction SilentlyContinue | Where-Object FullName -notmatch 'node_modules').FullName) {
+        if ($p -and (Test-Path $p)) { Remove-Item -Recurse -Force $p }
+    }
+    Write-Host 'Cleaned.'
+}
+
+switch ($Task) {
+    'Build' { Invoke-Build }
+    'Docs' { Invoke-Docs }
+    'Test' { Invoke-Test }
+    'Demo' { Invoke-Demo }
+    'Clean' { Invoke-Clean }
+}
