@@ -1,0 +1,70 @@
+using System.Net.Sockets;
+using MailKit.Net.Smtp;
+using ResilientMail.Core.Resilience;
+
+namespace ResilientMail.Core.Tests;
+
+public class ClassificationTests
+{
+    [Theory]
+    [InlineData(421, "4.3.2 Service shutting down", FailureKind.Transient, FailureReason.ServerBusy)]
+    [InlineData(450, "4.2.1 Mailbox busy", FailureKind.Transient, FailureReason.ServerBusy)]
+    [InlineData(451, "Local error in processing", FailureKind.Transient, FailureReason.ServerBusy)]
+    [InlineData(452, "4.5.3 Too many recipients", FailureKind.Transient, FailureReason.ServerBusy)]
+    [InlineData(454, "4.7.0 TLS not available", FailureKind.Transient, FailureReason.ServerBusy)]
+    [InlineData(550, "5.1.1 No such user", FailureKind.Permanent, FailureReason.Rejected)]
+    [InlineData(553, "Mailbox name not allowed", FailureKind.Permanent, FailureReason.Rejected)]
+    [InlineData(554, "5.7.1 Message refused", FailureKind.Permanent, FailureReason.Rejected)]
+    [InlineData(535, "5.7.8 Authentication credentials invalid", FailureKind.Permanent, FailureReason.Authentication)]
+    [InlineData(550, "4.2.2 Mailbox full, try later", FailureKind.Transient, FailureReason.ServerBusy)] // enhanced code decides
+    [InlineData(452, "5.3.4 Message too big", FailureKind.Permanent, FailureReason.Rejected)]
+    public void Smtp_replies_are_classified_by_their_codes(int code, string text, FailureKind kind, FailureReason reason)
+    {
+        var failure = SmtpFailureClassifier.FromReply(code, text);
+        Assert.Equal(kind, failure.Kind);
+        Assert.Equal(reason, failure.Reason);
+        Assert.Contains(code.ToString(), failure.ServerReply);
+        Assert.Contains(text, failure.Message);
+    }
+
+    [Fact]
+    public void A_rejected_recipient_is_permanent_and_named_as_such()
+    {
+        var ex = new SmtpCommandException(SmtpErrorCode.RecipientNotAccepted, SmtpStatusCode.MailboxUnavailable, "5.1.1 User unknown");
+        var failure = SmtpFailureClassifier.Classify(ex, bodySent: false);
+        Assert.Equal(FailureKind.Permanent, failure.Kind);
+        Assert.Equal(FailureReason.RecipientRejected, failure.Reason);
+        Assert.Equal("550 5.1.1 User unknown", failure.ServerReply);
+    }
+
+    [Theory]
+    [InlineData(false, FailureKind.Transient)]
+    [InlineData(true, FailureKind.Ambiguous)]
+    public void Network_errors_are_transient_before_the_body_is_sent_and_ambiguous_after(bool bodySent, FailureKind expected)
+    {
+        Assert.Equal(expected, SmtpFailureClassifier.Classify(new IOException("reset", new SocketException((int)SocketError.ConnectionReset)), bodySent).Kind);
+        Assert.Equal(expected, SmtpFailureClassifier.Classify(new SocketException((int)SocketError.ConnectionRefused), bodySent).Kind);
+        Assert.Equal(expected, SmtpFailureClassifier.Classify(new SmtpProtocolException("unexpected disconnect"), bodySent).Kind);
+        Assert.Equal(expected, SmtpFailureClassifier.Classify(new TimeoutException(), bodySent).Kind);
+    }
+
+    [Fact]
+    public void Authentication_and_tls_failures_stop_the_run()
+    {
+        var auth = SmtpFailureClassifier.Classify(new MailKit.Security.AuthenticationException("535: bad"), false);
+        Assert.Equal(FailureReason.Authentication, auth.Reason);
+        Assert.True(auth.StopsRun);
+        var tls = SmtpFailureClassifier.Classify(new System.Security.Authentication.AuthenticationException("remote certificate invalid"), false);
+        Assert.Equal(FailureReason.Certificate, tls.Reason);
+        Assert.True(tls.StopsRun);
+        Assert.Contains("SkipCertificateCheck", tls.Message);
+    }
+
+    [Fact]
+    public void Outage_hints_come_only_from_network_and_timeout_failures()
+    {
+        Assert.True(SmtpFailureClassifier.Classify(new SocketException((int)SocketError.ConnectionRefused), false).SuggestsOutage);
+        Assert.False(SmtpFailureClassifier.FromReply(451, "try later").SuggestsOutage);
+        Assert.False(SmtpFailureClassifier.FromReply(550, "no").SuggestsOutage);
+    }
+}

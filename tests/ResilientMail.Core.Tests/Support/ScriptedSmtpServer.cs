@@ -1,0 +1,175 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace ResilientMail.Core.Tests.Support;
+
+public enum Phase { Greeting, Ehlo, Mail, Rcpt, DataStart, DataEnd, Quit }
+
+/// <summary>What the server does at a step: the default reply, another reply, silence, or a reset connection.</summary>
+public sealed record Reaction(string? Reply = null, bool Silent = false, bool Reset = false)
+{
+    public static readonly Reaction Default = new();
+    public static Reaction Say(string reply) => new(reply);
+    public static readonly Reaction Hang = new(Silent: true);
+    public static readonly Reaction Drop = new(Reset: true);
+}
+
+/// <summary>One step of a conversation, as the script sees it.</summary>
+public sealed record Step(Phase Phase, int Connection, int Message, string Argument);
+
+/// <summary>
+/// A tiny SMTP server on loopback whose replies are scripted per step, for fault tests:
+/// 4xx then 250, 5xx, silence, and resets before or after the message's final dot.
+/// </summary>
+public sealed class ScriptedSmtpServer : IAsyncDisposable
+{
+    private readonly TcpListener _listener;
+    private readonly Func<Step, Reaction> _script;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _connections = new();
+    private int _connectionCount;
+    private int _messageCount;
+    private readonly object _lock = new();
+    private readonly Task _accepting;
+
+    public ScriptedSmtpServer(Func<Step, Reaction>? script = null, int port = 0, int resetAfterDataBytes = -1)
+    {
+        _script = script ?? (_ => Reaction.Default);
+        ResetAfterDataBytes = resetAfterDataBytes;
+        _listener = new TcpListener(IPAddress.Loopback, port);
+        _listener.Start();
+        Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
+        _accepting = AcceptLoop();
+    }
+
+    public int Port { get; }
+    /// <summary>When >= 0, the first DATA on the first connection is cut after this many bytes of the message.</summary>
+    public int ResetAfterDataBytes { get; }
+    public int Connections => Volatile.Read(ref _connectionCount);
+    public List<string> Accepted { get; } = new();
+    public List<string> Log { get; } = new();
+
+    public static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        var p = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return p;
+    }
+
+    private async Task AcceptLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient client;
+            try { client = await _listener.AcceptTcpClientAsync(_stop.Token); }
+            catch (Exception) { return; }
+            int n = Interlocked.Increment(ref _connectionCount);
+            lock (_lock) _connections.Add(Task.Run(() => Serve(client, n)));
+        }
+    }
+
+    private async Task Serve(TcpClient client, int connection)
+    {
+        using var _ = client;
+        var stream = client.GetStream();
+        var reader = new StreamReader(stream, Encoding.Latin1);
+        var token = _stop.Token;
+        async Task Write(string s) { var b = Encoding.ASCII.GetBytes(s + "\r\n"); await stream.WriteAsync(b, token); }
+        void ResetNow() { client.Client.LingerState = new LingerOption(true, 0); client.Client.Close(); }
+
+        // Returns false when the conversation ends (silence or reset).
+        async Task<bool> React(Step step, string defaultReply)
+        {
+            var r = _script(step);
+            lock (Log) Log.Add($"{step.Connection}:{step.Phase}:{r.Reply ?? (r.Silent ? "(silent)" : r.Reset ? "(reset)" : defaultReply)}");
+            if (r.Reset) { ResetNow(); return false; }
+            if (r.Silent) { try { await Task.Delay(Timeout.Infinite, token); } catch (OperationCanceledException) { } return false; }
+            var reply = r.Reply ?? defaultReply;
+            await Write(reply);
+            return !reply.StartsWith("421", StringComparison.Ordinal);
+        }
+
+        try
+        {
+            int message = Volatile.Read(ref _messageCount) + 1;
+            if (!await React(new Step(Phase.Greeting, connection, message, ""), "220 scripted ESMTP ready")) return;
+            while (!token.IsCancellationRequested)
+            {
+                var line = await reader.ReadLineAsync(token);
+                if (line == null) return;
+                var verb = line.Length >= 4 ? line[..4].ToUpperInvariant() : line.ToUpperInvariant();
+                message = Volatile.Read(ref _messageCount) + 1;
+                switch (verb)
+                {
+                    case "EHLO":
+                    case "HELO":
+                        if (!await React(new Step(Phase.Ehlo, connection, message, line), "250 scripted")) return;
+                        break;
+                    case "MAIL":
+                        if (!await React(new Step(Phase.Mail, connection, message, line), "250 2.1.0 OK")) return;
+                        break;
+                    case "RCPT":
+                        if (!await React(new Step(Phase.Rcpt, connection, message, line), "250 2.1.5 OK")) return;
+                        break;
+                    case "DATA":
+                        if (!await React(new Step(Phase.DataStart, connection, message, line), "354 Go ahead")) return;
+                        var body = new StringBuilder();
+                        int bytes = 0;
+                        while (true)
+                        {
+                            var dataLine = await reader.ReadLineAsync(token);
+                            if (dataLine == null) return;
+                            if (dataLine == ".") break;
+                            body.Append(dataLine).Append("\r\n");
+                            bytes += dataLine.Length + 2;
+                            if (ResetAfterDataBytes >= 0 && connection == 1 && bytes >= ResetAfterDataBytes) { ResetNow(); return; }
+                        }
+                        var step = new Step(Phase.DataEnd, connection, message, body.ToString());
+                        var reaction = _script(step);
+                        bool accepted = reaction.Reply == null && !reaction.Silent && !reaction.Reset || reaction.Reply?.StartsWith("250") == true;
+                        if (accepted || reaction.Silent || reaction.Reset)
+                        {
+                            // Silent or reset after the dot: the server has the message, the client does not know it.
+                            lock (Accepted) Accepted.Add(body.ToString());
+                            Interlocked.Increment(ref _messageCount);
+                        }
+                        lock (Log) Log.Add($"{connection}:DataEnd:{reaction.Reply ?? (reaction.Silent ? "(silent)" : reaction.Reset ? "(reset)" : "250")}");
+                        if (reaction.Reset) { ResetNow(); return; }
+                        if (reaction.Silent) { try { await Task.Delay(Timeout.Infinite, token); } catch (OperationCanceledException) { } return; }
+                        var reply = reaction.Reply ?? "250 2.0.0 Queued as " + message;
+                        await Write(reply);
+                        if (reply.StartsWith("421", StringComparison.Ordinal)) return;
+                        break;
+                    case "RSET":
+                    case "NOOP":
+                        await Write("250 OK");
+                        break;
+                    case "QUIT":
+                        lock (Log) Log.Add($"{connection}:Quit");
+                        await Write("221 Bye");
+                        return;
+                    default:
+                        await Write("502 Command not implemented");
+                        break;
+                }
+            }
+        }
+        catch (Exception) when (token.IsCancellationRequested) { }
+        catch (IOException) { }
+        catch (SocketException) { }
+        catch (ObjectDisposedException) { }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        try { await _accepting; } catch { }
+        Task[] open;
+        lock (_lock) open = _connections.ToArray();
+        try { await Task.WhenAll(open).WaitAsync(TimeSpan.FromSeconds(5)); } catch { }
+    }
+}
