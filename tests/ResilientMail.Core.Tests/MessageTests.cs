@@ -1,0 +1,162 @@
+using MimeKit;
+using ResilientMail.Core.Messages;
+
+namespace ResilientMail.Core.Tests;
+
+public class MessageTests
+{
+    private static IReadOnlyDictionary<string, object?> Row(params (string, object?)[] cells) =>
+        Template.Row(cells.Select(c => new KeyValuePair<string, object?>(c.Item1, c.Item2)));
+
+    private static readonly MessageSpec Basic = new()
+    {
+        From = "IT <it@example.com>",
+        To = new[] { "{{Email}}" },
+        Subject = "Hello {{FirstName}}",
+        TextBody = "Dear {{ firstname }}, your team is {{Department}}.",
+    };
+
+    [Fact]
+    public void Placeholders_are_filled_from_the_row_case_insensitively()
+    {
+        var msg = MessageBuilder.Build(new MessageTemplate(Basic), Row(("FirstName", "Ada"), ("Email", "ada@example.com"), ("Department", "R&D")));
+        Assert.Equal("Hello Ada", msg.Subject);
+        Assert.Equal("Dear Ada, your team is R&D.", msg.TextBody);
+        Assert.Equal("ada@example.com", msg.To.Mailboxes.Single().Address);
+        Assert.Equal("IT", msg.From.Mailboxes.Single().Name);
+    }
+
+    [Fact]
+    public void A_missing_column_is_an_error_naming_it_before_anything_is_built()
+    {
+        var ex = Assert.Throws<MessageValidationException>(() =>
+            MessageBuilder.Build(new MessageTemplate(Basic), Row(("FirstName", "Ada"), ("Email", "ada@example.com"))));
+        Assert.Equal(ValidationProblem.MissingPlaceholder, ex.Problem);
+        Assert.Contains("{{Department}}", ex.Message);
+        Assert.Equal("Body", ex.Field);
+    }
+
+    [Fact]
+    public void Template_lists_its_placeholders_once()
+    {
+        var t = new MessageTemplate(Basic);
+        Assert.Equal(new[] { "FirstName", "firstname", "Department", "Email" }, t.Placeholders.Select(p => p.Name));
+        Assert.Equal(new[] { "FirstName", "Department" }, new Template("{{FirstName}} {{Department}} {{firstname}}").Names);
+    }
+
+    [Theory]
+    [InlineData("Hello\r\nBcc: victim@example.com")]
+    [InlineData("Hello\nX-Evil: 1")]
+    [InlineData("Hello\r")]
+    public void A_line_break_in_the_subject_is_refused(string subject)
+    {
+        var ex = Assert.Throws<MessageValidationException>(() => MessageBuilder.Build(Basic with { To = new[] { "a@example.com" }, Subject = subject }));
+        Assert.Equal(ValidationProblem.HeaderInjection, ex.Problem);
+        Assert.Equal("Subject", ex.Field);
+    }
+
+    [Fact]
+    public void A_line_break_coming_from_a_csv_cell_is_refused()
+    {
+        var ex = Assert.Throws<MessageValidationException>(() =>
+            MessageBuilder.Build(new MessageTemplate(Basic), Row(("FirstName", "Ada\r\nBcc: x@example.com"), ("Email", "ada@example.com"), ("Department", "R"))));
+        Assert.Equal(ValidationProblem.HeaderInjection, ex.Problem);
+    }
+
+    [Fact]
+    public void Line_breaks_in_display_names_and_custom_headers_are_refused()
+    {
+        Assert.Equal(ValidationProblem.HeaderInjection, Assert.Throws<MessageValidationException>(() =>
+            MessageBuilder.Build(Basic with { To = new[] { "\"Ada\r\nBcc: x@example.com\" <a@example.com>" }, Subject = "s" })).Problem);
+        Assert.Equal(ValidationProblem.HeaderInjection, Assert.Throws<MessageValidationException>(() =>
+            MessageBuilder.Build(Basic with { To = new[] { "a@example.com" }, Subject = "s", Headers = new[] { new KeyValuePair<string, string>("X-Tag", "a\r\nBcc: x@example.com") } })).Problem);
+    }
+
+    [Theory]
+    [InlineData("not-an-address")]
+    [InlineData("ada@")]
+    [InlineData("@example.com")]
+    [InlineData("ada@localhost")]
+    [InlineData("ada example.com")]
+    [InlineData("")]
+    public void Bad_addresses_are_refused(string to)
+    {
+        var ex = Assert.Throws<MessageValidationException>(() => MessageBuilder.Build(Basic with { To = new[] { to }, Subject = "s" }));
+        Assert.Equal(ValidationProblem.InvalidAddress, ex.Problem);
+        Assert.Equal("To", ex.Field);
+    }
+
+    [Theory]
+    [InlineData("Ada Lovelace <ada@example.com>", "ada@example.com")]
+    [InlineData("\"Lovelace, Ada\" <ada@example.com>", "ada@example.com")]
+    [InlineData("josé@exämple.com", "josé@exämple.com")]
+    [InlineData("用户@例子.广告", "用户@例子.广告")]
+    public void Display_names_and_international_addresses_are_accepted(string to, string address)
+    {
+        var msg = MessageBuilder.Build(Basic with { To = new[] { to }, Subject = "s" });
+        Assert.Equal(address, msg.To.Mailboxes.Single().Address);
+    }
+
+    [Fact]
+    public void Text_and_html_make_multipart_alternative_with_attachments_and_headers()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"rm-{Guid.NewGuid():n}.txt");
+        File.WriteAllText(file, "report");
+        try
+        {
+            var msg = MessageBuilder.Build(new MessageSpec
+            {
+                From = "it@example.com",
+                To = new[] { "a@example.com, b@example.com" },
+                Cc = new[] { "c@example.com" },
+                Bcc = new[] { "d@example.com" },
+                ReplyTo = new[] { "help@example.com" },
+                Subject = "Report",
+                TextBody = "plain",
+                HtmlBody = "<p>html</p>",
+                Attachments = new[] { file },
+                Headers = new[] { new KeyValuePair<string, string>("X-Campaign", "nov") },
+                Priority = ResilientMail.Core.Messages.MessagePriority.High,
+            });
+            Assert.Equal(2, msg.To.Count);
+            Assert.Equal("c@example.com", msg.Cc.Mailboxes.Single().Address);
+            Assert.Equal("d@example.com", msg.Bcc.Mailboxes.Single().Address);
+            Assert.Equal("help@example.com", msg.ReplyTo.Mailboxes.Single().Address);
+            Assert.Equal("nov", msg.Headers["X-Campaign"]);
+            Assert.Equal(MimeKit.MessagePriority.Urgent, msg.Priority);
+            var mixed = Assert.IsType<Multipart>(msg.Body);
+            Assert.Equal("mixed", mixed.ContentType.MediaSubtype);
+            var alternative = Assert.IsType<MultipartAlternative>(mixed[0]);
+            Assert.Equal(new[] { "plain", "html" }, alternative.Select(p => p.ContentType.MediaSubtype));
+            Assert.Equal(Path.GetFileName(file), msg.Attachments.Single().ContentDisposition.FileName);
+            Assert.False(string.IsNullOrEmpty(msg.MessageId));
+            Assert.EndsWith("example.com", msg.MessageId);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Fact]
+    public void A_missing_attachment_is_refused()
+    {
+        var ex = Assert.Throws<MessageValidationException>(() => MessageBuilder.Build(Basic with { To = new[] { "a@example.com" }, Subject = "s", Attachments = new[] { "/no/such/file.pdf" } }));
+        Assert.Equal(ValidationProblem.AttachmentNotFound, ex.Problem);
+    }
+
+    [Theory]
+    [InlineData("Subject")]
+    [InlineData("bcc")]
+    [InlineData("Bad Name")]
+    [InlineData("X:Y")]
+    public void Reserved_or_malformed_header_names_are_refused(string name)
+    {
+        var ex = Assert.Throws<MessageValidationException>(() => MessageBuilder.Build(Basic with { To = new[] { "a@example.com" }, Subject = "s", Headers = new[] { new KeyValuePair<string, string>(name, "v") } }));
+        Assert.Equal(ValidationProblem.InvalidHeader, ex.Problem);
+    }
+
+    [Fact]
+    public void Each_message_gets_its_own_message_id()
+    {
+        var spec = Basic with { To = new[] { "a@example.com" }, Subject = "s" };
+        Assert.NotEqual(MessageBuilder.Build(spec).MessageId, MessageBuilder.Build(spec).MessageId);
+    }
+}
