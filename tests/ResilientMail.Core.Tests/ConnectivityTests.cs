@@ -148,8 +148,8 @@ public class ConnectivityTests
     [Fact]
     public async Task The_tcp_probe_says_a_closed_loopback_port_is_unreachable()
     {
-        var port = ScriptedSmtpServer.FreePort();
-        var result = await new TcpProbe().ProbeAsync(new Endpoint("127.0.0.1", port), TimeSpan.FromSeconds(5), default);
+        await using var closed = new ScriptedSmtpServer(listen: false);
+        var result = await new TcpProbe().ProbeAsync(new Endpoint("127.0.0.1", closed.Port), TimeSpan.FromSeconds(5), default);
         Assert.False(result.Reachable);
         Assert.NotNull(result.Error);
     }

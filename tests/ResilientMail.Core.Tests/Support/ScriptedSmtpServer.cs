@@ -24,22 +24,29 @@ public sealed record Step(Phase Phase, int Connection, int Message, string Argum
 /// </summary>
 public sealed class ScriptedSmtpServer : IAsyncDisposable
 {
-    private readonly TcpListener _listener;
+    private readonly Socket _listener;
     private readonly Func<Step, Reaction> _script;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _connections = new();
     private int _connectionCount;
     private int _messageCount;
     private readonly object _lock = new();
-    private readonly Task _accepting;
+    private Task _accepting = Task.CompletedTask;
 
-    public ScriptedSmtpServer(Func<Step, Reaction>? script = null, int port = 0, int resetAfterDataBytes = -1)
+    /// <param name="listen">False: the port is bound (so no one else takes it) but refuses connections until <see cref="Listen"/>.</param>
+    public ScriptedSmtpServer(Func<Step, Reaction>? script = null, int resetAfterDataBytes = -1, bool listen = true)
     {
         _script = script ?? (_ => Reaction.Default);
         ResetAfterDataBytes = resetAfterDataBytes;
-        _listener = new TcpListener(IPAddress.Loopback, port);
-        _listener.Start();
-        Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
+        _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
+        if (listen) Listen();
+    }
+
+    public void Listen()
+    {
+        _listener.Listen(16);
         _accepting = AcceptLoop();
     }
 
@@ -50,21 +57,13 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
     public List<string> Accepted { get; } = new();
     public List<string> Log { get; } = new();
 
-    public static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var p = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return p;
-    }
 
     private async Task AcceptLoop()
     {
         while (!_stop.IsCancellationRequested)
         {
             TcpClient client;
-            try { client = await _listener.AcceptTcpClientAsync(_stop.Token); }
+            try { client = new TcpClient { Client = await _listener.AcceptAsync(_stop.Token) }; }
             catch (Exception) { return; }
             int n = Interlocked.Increment(ref _connectionCount);
             lock (_lock) _connections.Add(Task.Run(() => Serve(client, n)));
@@ -166,7 +165,7 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _stop.Cancel();
-        _listener.Stop();
+        _listener.Dispose();
         try { await _accepting; } catch { }
         Task[] open;
         lock (_lock) open = _connections.ToArray();
