@@ -46,7 +46,7 @@ function Get-PwshCommand {
 function Invoke-ChildPwsh([string]$Command) {
     $pwsh = Get-PwshCommand
     $rest = @($pwsh | Select-Object -Skip 1)
-    & $pwsh[0] @rest -NoProfile -NonInteractive -Command $Command
+    & $pwsh[0] @rest -NoProfile -NonInteractive -Command $Command | Out-Host
     $LASTEXITCODE
 }
 

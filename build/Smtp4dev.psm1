@@ -37,7 +37,7 @@ function Start-Smtp4dev {
         '--bindaddress=127.0.0.1', "--smtpport=$SmtpPort", "--urls=http://127.0.0.1:$WebPort",
         '--imapport=', '--pop3port=', "--tlsmode=$TlsMode", '--messagestokeep=100000', '--sessionstokeep=100000')
     foreach ($u in $User) { $arguments += "--user=$u" }
-    if ($AuthenticationRequired) { $arguments += '--authenticationrequired' }
+    if ($AuthenticationRequired) { $arguments += '--authenticationrequired'; $arguments += '--smtpallowanycredentials-' }
     $log = Join-Path $DataDirectory 'smtp4dev.log'
     $process = Start-Process -FilePath 'dotnet' -ArgumentList $arguments -WorkingDirectory $script:RepoRoot -PassThru `
         -RedirectStandardOutput $log -RedirectStandardError "$log.err"
@@ -85,7 +85,9 @@ function Get-Smtp4devMessage {
 
 function Get-Smtp4devMessageSource {
     param([Parameter(Mandatory)]$Server, [Parameter(Mandatory)][string]$Id)
-    Invoke-RestMethod "$($Server.ApiUrl)/api/messages/$Id/source" -TimeoutSec 30
+    # The raw RFC 5322 text; Invoke-RestMethod would try to parse it by its content type.
+    $r = Invoke-WebRequest "$($Server.ApiUrl)/api/messages/$Id/raw" -TimeoutSec 30
+    if ($r.Content -is [byte[]]) { [System.Text.Encoding]::UTF8.GetString($r.Content) } else { [string]$r.Content }
 }
 
 function Get-Smtp4devSession {
