@@ -27,6 +27,9 @@ namespace ResilientMail.Core.Resilience
 
     internal static class Waits
     {
+        /// <summary>"3 s", "90 s", "5 min" for settings; Format gives a clock for elapsed time.</summary>
+        public static string Human(TimeSpan t) => t.TotalSeconds < 120 ? $"{t.TotalSeconds:0.#} s" : t.TotalMinutes < 120 ? $"{t.TotalMinutes:0.#} min" : $"{t.TotalHours:0.#} h";
+
         public static string Format(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}" : $"{(int)t.TotalMinutes}:{t.Seconds:00}";
     }
 
@@ -91,7 +94,7 @@ namespace ResilientMail.Core.Resilience
             if (last.Reachable) return last;
 
             _events?.Invoke(new DeliveryEvent(DeliveryEventKind.WaitingForConnection,
-                $"No connection to {string.Join(", ", _targets)} ({last.Error}). Waiting for it to come back: checking every {Waits.Format(_options.CheckInterval)}, for up to {Waits.Format(_options.WaitTimeout)}.")
+                $"No connection to {string.Join(", ", _targets)} ({last.Error}). Waiting for it to come back: checking every {Waits.Human(_options.CheckInterval)}, for up to {Waits.Human(_options.WaitTimeout)}.")
             { Elapsed = TimeSpan.Zero, Limit = _options.WaitTimeout });
 
             while (true)
