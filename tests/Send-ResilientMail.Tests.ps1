@@ -210,6 +210,22 @@ Describe 'Stopping and outages' {
         finally { if ($s) { Stop-Smtp4dev $s } }
     }
 
+    It 'shows the wait in the progress bar as "Waiting for connection (m:ss of m:ss)"' {
+        $closed = [System.Net.Sockets.Socket]::new([System.Net.Sockets.SocketType]::Stream, [System.Net.Sockets.ProtocolType]::Tcp)
+        $closed.Bind([System.Net.IPEndPoint]::new([System.Net.IPAddress]::Loopback, 0))
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript("Import-Module '$ModulePath'; Send-ResilientMail -SmtpServer 127.0.0.1 -Port $($closed.LocalEndPoint.Port) -From a@example.com -To b@example.com -Subject s -Body b -NoDelay -MaxRetries 1 -ConnectionCheckInterval 1 -ConnectionWaitTimeout 3")
+            try { $null = $ps.Invoke() } catch { }
+            $statuses = @($ps.Streams.Progress | ForEach-Object StatusDescription)
+            ($statuses -match '^Waiting for connection \(0:0[0-3] of 0:03\)$') | Should -Not -BeNullOrEmpty
+            ($statuses -match '^Sent 0 - b@example.com$') | Should -Not -BeNullOrEmpty
+            @($ps.Streams.Warning).Count | Should -Be 1
+            $ps.Streams.Progress[-1].RecordType | Should -Be 'Completed'
+        }
+        finally { $ps.Dispose(); $closed.Dispose() }
+    }
+
     It 'gives up after the wait limit with a terminating ConnectivityLost error that counts what was sent' {
         $closed = [System.Net.Sockets.Socket]::new([System.Net.Sockets.SocketType]::Stream, [System.Net.Sockets.ProtocolType]::Tcp)
         $closed.Bind([System.Net.IPEndPoint]::new([System.Net.IPAddress]::Loopback, 0))  # bound, never listening: refuses

@@ -175,6 +175,7 @@ namespace ResilientMail.Commands
                     (result.Failure.Reason == FailureReason.ConnectivityLost ? " Run the command again for the remaining rows once the network is back." : ""),
                     result.Error);
                 var record = Errors.For(stopped, result.Failure, label);
+                status.Complete();
                 ThrowTerminatingError(record);
             }
             WriteError(Errors.For(result.Error, result.Failure, label));
