@@ -237,8 +237,8 @@ Describe 'Stopping and outages' {
             }
             catch { $err = $_ }
             $err.FullyQualifiedErrorId | Should -Be 'ConnectivityLost,ResilientMail.Commands.SendResilientMailCommand'
-            $err.Exception.Message | Should -Match 'Sent 0 message'
-            $err.Exception.Message | Should -Match 'not sent'
+            $err.Exception.Message | Should -Match 'Sent 0 of the 1 message\(s\) received so far; 1 not sent'
+            $err.Exception.Message | Should -Match 'rest of the input was not read'
         }
         finally { $closed.Dispose() }
     }

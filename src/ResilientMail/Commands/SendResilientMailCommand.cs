@@ -171,7 +171,7 @@ namespace ResilientMail.Commands
             if (result.Failure.StopsRun)
             {
                 var stopped = new InvalidOperationException(
-                    $"Sending stopped: {result.Failure.Message} Sent {status.Sent} message(s) before this; this message and the rest of the input were not sent." +
+                    $"Sending stopped: {result.Failure.Message} Sent {status.Sent} of the {status.Done} message(s) received so far; {status.Done - status.Sent} not sent (this one included), and the rest of the input was not read." +
                     (result.Failure.Reason == FailureReason.ConnectivityLost ? " Run the command again for the remaining rows once the network is back." : ""),
                     result.Error);
                 var record = Errors.For(stopped, result.Failure, label);
