@@ -55,14 +55,16 @@ namespace ResilientMail.Core.Delivery
             _time = time ?? throw new ArgumentNullException(nameof(time));
             _random = random ?? throw new ArgumentNullException(nameof(random));
             _events = events;
-            var targets = _options.ConnectivityTargets.Count > 0 ? _options.ConnectivityTargets : new[] { transport.Endpoint };
-            Gate = new ConnectivityGate(probe, targets, _options.Connectivity, time, events);
+            IReadOnlyList<Endpoint> targets = _options.ConnectivityTargets.Count > 0 ? _options.ConnectivityTargets
+                : transport.Endpoint != null ? new[] { transport.Endpoint } : new Endpoint[0];
+            Gate = targets.Count > 0 ? new ConnectivityGate(probe, targets, _options.Connectivity, time, events) : null;
             Pacer = new Pacer(_options.Pacing, time, random, events);
             _retry = BuildRetry();
             _timeout = new ResiliencePipelineBuilder { TimeProvider = time }.AddTimeout(transport.Timeout).Build();
         }
 
-        public ConnectivityGate Gate { get; }
+        /// <summary>Null for a transport without a network (a pickup folder).</summary>
+        public ConnectivityGate? Gate { get; }
         public Pacer Pacer { get; }
         public IMailTransport Transport => _transport;
 
@@ -72,18 +74,31 @@ namespace ResilientMail.Core.Delivery
             await Pacer.WaitTurnAsync(cancellationToken).ConfigureAwait(false);
             long started = _time.GetTimestamp();
             int attempts = 0;
+            bool mayHaveBeenSent = false;
             try
             {
                 var receipt = await _retry.ExecuteAsync(async token =>
                 {
                     attempts++;
-                    return await AttemptAsync(message, recipients, attempts, token).ConfigureAwait(false);
+                    var state = new SendAttempt();
+                    try
+                    {
+                        return await AttemptAsync(message, recipients, attempts, state, token).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        mayHaveBeenSent |= state.BodySent;
+                    }
                 }, cancellationToken).ConfigureAwait(false);
 
                 var elapsed = _time.GetElapsedTime(started);
                 _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Delivered,
                     $"Delivered to {recipients} in {elapsed.TotalMilliseconds:0} ms after {attempts} attempt{(attempts == 1 ? "" : "s")}: {receipt.ServerReply}"));
                 return new DeliveryResult(recipients, DeliveryStatus.Sent, attempts, elapsed) { MessageId = receipt.MessageId, ServerReply = receipt.ServerReply };
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw new DeliveryCanceledException(mayHaveBeenSent, cancellationToken);
             }
             catch (MailDeliveryException ex)
             {
@@ -101,11 +116,11 @@ namespace ResilientMail.Core.Delivery
             }
         }
 
-        private async ValueTask<Receipt> AttemptAsync(MimeMessage message, string recipients, int attempt, CancellationToken cancellationToken)
+        private async ValueTask<Receipt> AttemptAsync(MimeMessage message, string recipients, int attempt, SendAttempt state, CancellationToken cancellationToken)
         {
             try
             {
-                await Gate.EnsureAsync(cancellationToken).ConfigureAwait(false);
+                if (Gate != null) await Gate.EnsureAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (ConnectivityLostException lost)
             {
@@ -114,11 +129,10 @@ namespace ResilientMail.Core.Delivery
 
             _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Attempt,
                 $"Sending to {recipients} via {_transport.Description} (attempt {attempt} of {_options.Retry.MaxRetries + 1})."));
-            var state = new SendAttempt();
             try
             {
                 var receipt = await _timeout.ExecuteAsync(token => new ValueTask<Receipt>(_transport.SendAsync(message, state, token)), cancellationToken).ConfigureAwait(false);
-                Gate.ReportSuccess();
+                Gate?.ReportSuccess();
                 return receipt;
             }
             catch (TimeoutRejectedException timeout)
@@ -126,12 +140,12 @@ namespace ResilientMail.Core.Delivery
                 var failure = state.BodySent
                     ? new Failure(FailureKind.Ambiguous, FailureReason.Timeout, $"No reply within {_transport.Timeout.TotalSeconds:0.#} s after the whole message was sent; it may have been delivered.")
                     : new Failure(FailureKind.Transient, FailureReason.Timeout, $"No answer from {_transport.Endpoint} within {_transport.Timeout.TotalSeconds:0.#} s.");
-                Gate.ReportFailure(failure);
+                Gate?.ReportFailure(failure);
                 throw new MailDeliveryException(failure, timeout);
             }
             catch (MailDeliveryException ex)
             {
-                Gate.ReportFailure(ex.Failure);
+                Gate?.ReportFailure(ex.Failure);
                 throw;
             }
         }
@@ -176,6 +190,18 @@ namespace ResilientMail.Core.Delivery
 
         public static string Recipients(MimeMessage message) =>
             string.Join(", ", message.To.Mailboxes.Concat(message.Cc.Mailboxes).Concat(message.Bcc.Mailboxes).Select(m => m.Address));
+    }
+
+    /// <summary>A send stopped by the caller. When <see cref="MayHaveBeenSent"/> is false, none of it left: it is safe to send again.</summary>
+    public sealed class DeliveryCanceledException : OperationCanceledException
+    {
+        public DeliveryCanceledException(bool mayHaveBeenSent, CancellationToken token)
+            : base(mayHaveBeenSent ? "Cancelled after the whole message was sent; it may have been delivered." : "Cancelled before the message was sent.", token)
+        {
+            MayHaveBeenSent = mayHaveBeenSent;
+        }
+
+        public bool MayHaveBeenSent { get; }
     }
 
     public static class RetrySchedule

@@ -13,6 +13,7 @@ namespace ResilientMail.Core.Delivery
         StillWaiting,
         ConnectionRestored,
         Gap,
+        RateLimit,
         Pause,
         Delivered,
         Failed,

@@ -29,8 +29,8 @@ namespace ResilientMail.Core.Transports
         /// <summary>A short description for verbose output, e.g. "smtp://mail.example.com:587 (StartTls)". Never a secret.</summary>
         string Description { get; }
 
-        /// <summary>Where the messages go: the target of connectivity probes.</summary>
-        Endpoint Endpoint { get; }
+        /// <summary>Where the messages go: the target of connectivity probes; null when there is no network (a folder).</summary>
+        Endpoint? Endpoint { get; }
 
         /// <summary>The limit on one attempt.</summary>
         TimeSpan Timeout { get; }

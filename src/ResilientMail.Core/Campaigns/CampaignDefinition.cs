@@ -1,0 +1,49 @@
+using System;
+using System.Collections.Generic;
+
+namespace ResilientMail.Core.Campaigns
+{
+    /// <summary>Where a campaign's mail goes, without any secret: enough to rebuild the transport on resume.</summary>
+    public sealed record TransportSettings
+    {
+        /// <summary>"Smtp" or "PickupDirectory" (later: "SendGrid", "Ses").</summary>
+        public string Kind { get; init; } = "Smtp";
+        public string? Host { get; init; }
+        public int Port { get; init; }
+        public string? Security { get; init; }
+        public bool SkipCertificateCheck { get; init; }
+        /// <summary>The user name only; the password is never written anywhere.</summary>
+        public string? UserName { get; init; }
+        public double TimeoutSeconds { get; init; } = 30;
+        public string? PickupDirectory { get; init; }
+
+        public override string ToString() => Kind == "PickupDirectory"
+            ? $"pickup directory {PickupDirectory}"
+            : $"smtp://{Host}:{Port} ({Security}{(UserName != null ? ", user " + UserName : "")})";
+    }
+
+    /// <summary>What a campaign sends: written as the first record of its journal so that a resume needs only the name.</summary>
+    public sealed record CampaignDefinition
+    {
+        public string Name { get; init; } = "";
+        public string From { get; init; } = "";
+        public string Subject { get; init; } = "";
+        public string? TextBody { get; init; }
+        public string? HtmlBody { get; init; }
+        public string[] ReplyTo { get; init; } = new string[0];
+        public string[] Cc { get; init; } = new string[0];
+        public string[] Bcc { get; init; } = new string[0];
+        public Dictionary<string, string> Headers { get; init; } = new Dictionary<string, string>();
+        public string[] Attachments { get; init; } = new string[0];
+        public string? UnsubscribeUrl { get; init; }
+        public string? UnsubscribeMailto { get; init; }
+        /// <summary>The column whose value identifies a recipient; the normalised address when null.</summary>
+        public string? KeyColumn { get; init; }
+        /// <summary>The column that holds the address (Email, EmailAddress, To, ... when null).</summary>
+        public string? AddressColumn { get; init; }
+        /// <summary>The CSV the rows came from, when -Path was used.</summary>
+        public string? SourcePath { get; init; }
+        public TransportSettings Transport { get; init; } = new TransportSettings();
+        public DateTimeOffset Created { get; init; }
+    }
+}

@@ -1,0 +1,420 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using System.Threading.Channels;
+using System.Threading.Tasks;
+using MimeKit;
+using ResilientMail.Core.Delivery;
+using ResilientMail.Core.Messages;
+using ResilientMail.Core.Resilience;
+using ResilientMail.Core.Transports;
+
+namespace ResilientMail.Core.Campaigns
+{
+    public enum CampaignRecipientStatus { Sent, Failed, Uncertain, Duplicate }
+
+    /// <summary>The fate of one row in this run.</summary>
+    public sealed record CampaignOutcome(string Key, string To, CampaignRecipientStatus Status, long Row)
+    {
+        public int Attempts { get; init; }
+        public string? MessageId { get; init; }
+        public string? ServerReply { get; init; }
+        public Failure? Failure { get; init; }
+        public Exception? Error { get; init; }
+        /// <summary>Why nothing was sent for this row (validation problem, uncertain from an earlier run, duplicate).</summary>
+        public string? Note { get; init; }
+        public ValidationProblem? Problem { get; init; }
+        public TimeSpan Duration { get; init; }
+    }
+
+    public sealed record CampaignOptions
+    {
+        /// <summary>Retry and connectivity settings for each worker (its pacing is ignored: pacing is global).</summary>
+        public CourierOptions Courier { get; init; } = new CourierOptions();
+        public PacingOptions Pacing { get; init; } = new PacingOptions();
+        public RateLimit? RateLimit { get; init; }
+        /// <summary>Connections (workers) sending at once.</summary>
+        public int Concurrency { get; init; } = 1;
+        /// <summary>Pause after this many failures in a row (0: never).</summary>
+        public int MaxConsecutiveFailures { get; init; } = 10;
+        public bool RetryFailed { get; init; }
+        public bool ResendUncertain { get; init; }
+        /// <summary>Keep each row's columns in the journal so a resume needs no input (on by default).</summary>
+        public bool StoreRows { get; init; } = true;
+    }
+
+    public enum CampaignState { Completed, Paused }
+
+    public sealed record CampaignSummary(string Name, CampaignState State)
+    {
+        public long Recipients { get; init; }
+        public long Sent { get; init; }
+        public long Failed { get; init; }
+        public long Deferred { get; init; }
+        public long Uncertain { get; init; }
+        public long Pending { get; init; }
+        public long Duplicates { get; init; }
+        public long SentThisRun { get; init; }
+        public long SkippedAlreadySent { get; init; }
+        public TimeSpan Duration { get; init; }
+        public string JournalPath { get; init; } = "";
+        public string? PauseReason { get; init; }
+        public string? LastError { get; init; }
+        public long Remaining => Pending + Deferred;
+    }
+
+    /// <summary>A setup problem found before anything was sent (a template uses a column the input lacks).</summary>
+    public sealed class CampaignSetupException : Exception
+    {
+        public CampaignSetupException(string message) : base(message) { }
+    }
+
+    /// <summary>The campaign stopped itself (circuit breaker, outage past the wait limit). The journal holds everything.</summary>
+    public sealed class CampaignPausedException : Exception
+    {
+        public CampaignPausedException(string reason, Failure? failure) : base(reason) => Failure = failure;
+        public Failure? Failure { get; }
+    }
+
+    /// <summary>
+    /// Runs a campaign: rows in (one producer), N workers out, each with its own connection, sharing one
+    /// pacer and one rate limiter. Every state change goes to the journal before it is acted on.
+    /// </summary>
+    public sealed class CampaignRunner
+    {
+        private sealed record WorkItem(string Key, string To, MimeMessage Message, long Row);
+
+        private readonly CampaignDefinition _definition;
+        private readonly CampaignJournal _journal;
+        private readonly JournalSnapshot _previous;
+        private readonly Func<DeliveryEventSink?, IMailTransport> _transports;
+        private readonly CampaignOptions _options;
+        private readonly IConnectivityProbe _probe;
+        private readonly TimeProvider _time;
+        private readonly Random _random;
+        private readonly DeliveryEventSink? _events;
+        private readonly Action<CampaignOutcome> _onOutcome;
+        private readonly MessageTemplate _template;
+        private readonly Template? _unsubscribeUrl;
+        private readonly Template? _unsubscribeMailto;
+        private readonly HashSet<ulong> _seen = new HashSet<ulong>();
+        private readonly Pacer _pacer;
+        private readonly SlidingWindowLimiter? _limiter;
+        private readonly SemaphoreSlim _turn = new SemaphoreSlim(1, 1);
+        private readonly long _started;
+        private Channel<WorkItem>? _queue;
+        private Task[] _workers = new Task[0];
+        private CancellationTokenSource? _stop;
+        private string? _addressColumn;
+        private bool _columnsChecked;
+        private string? _pauseReason;
+        private Failure? _pauseFailure;
+        private int _consecutiveFailures;
+        private long _sentThisRun;
+        private long _skippedSent;
+
+        public CampaignRunner(CampaignDefinition definition, CampaignJournal journal, JournalSnapshot previous,
+            Func<DeliveryEventSink?, IMailTransport> transports, CampaignOptions options, IConnectivityProbe probe,
+            TimeProvider time, Random random, DeliveryEventSink? events, Action<CampaignOutcome> onOutcome)
+        {
+            _definition = definition ?? throw new ArgumentNullException(nameof(definition));
+            _journal = journal ?? throw new ArgumentNullException(nameof(journal));
+            _previous = previous ?? throw new ArgumentNullException(nameof(previous));
+            _transports = transports ?? throw new ArgumentNullException(nameof(transports));
+            _options = options ?? throw new ArgumentNullException(nameof(options));
+            if (_options.Concurrency < 1 || _options.Concurrency > 64) throw new ArgumentOutOfRangeException(nameof(options), _options.Concurrency, "Concurrency must be 1-64.");
+            _probe = probe;
+            _time = time;
+            _random = random;
+            _events = events;
+            _onOutcome = onOutcome ?? (_ => { });
+            _template = new MessageTemplate(new MessageSpec
+            {
+                From = definition.From,
+                Subject = definition.Subject,
+                TextBody = definition.TextBody,
+                HtmlBody = definition.HtmlBody,
+                ReplyTo = definition.ReplyTo,
+                Cc = definition.Cc,
+                Bcc = definition.Bcc,
+                Headers = definition.Headers.ToArray(),
+                Attachments = definition.Attachments,
+                To = new[] { "placeholder@example.com" },
+            });
+            if (definition.UnsubscribeUrl != null) _unsubscribeUrl = new Template(definition.UnsubscribeUrl);
+            if (definition.UnsubscribeMailto != null) _unsubscribeMailto = new Template(definition.UnsubscribeMailto);
+            _pacer = new Pacer(_options.Pacing, time, random, events);
+            if (_options.RateLimit != null) _limiter = new SlidingWindowLimiter(_options.RateLimit, time, events);
+            _addressColumn = definition.AddressColumn;
+            _started = time.GetTimestamp();
+        }
+
+        public bool IsPaused => Volatile.Read(ref _pauseReason) != null;
+        public long SkippedAlreadySent => Interlocked.Read(ref _skippedSent);
+
+        /// <summary>Checks the input's columns against every placeholder, the address column and the key column.</summary>
+        public void CheckColumns(IEnumerable<string> columns)
+        {
+            var set = new HashSet<string>(columns, StringComparer.OrdinalIgnoreCase);
+            _addressColumn ??= RecipientKey.FindAddressColumn(set);
+            if (_addressColumn == null)
+                throw new CampaignSetupException($"The input has no address column: name one of {string.Join(", ", RecipientKey.AddressColumns)}, or use -AddressColumn. Columns: {string.Join(", ", set)}.");
+            if (!set.Contains(_addressColumn))
+                throw new CampaignSetupException($"The input has no column '{_addressColumn}' for the recipients' addresses.");
+            if (_definition.KeyColumn != null && !set.Contains(_definition.KeyColumn))
+                throw new CampaignSetupException($"The input has no key column '{_definition.KeyColumn}'.");
+            var placeholders = _template.Placeholders.ToList();
+            if (_unsubscribeUrl != null) placeholders.AddRange(_unsubscribeUrl.Names.Select(n => ("UnsubscribeUrl", n)));
+            if (_unsubscribeMailto != null) placeholders.AddRange(_unsubscribeMailto.Names.Select(n => ("UnsubscribeMailto", n)));
+            foreach (var (field, name) in placeholders)
+            {
+                if (!set.Contains(name))
+                    throw new CampaignSetupException($"The {field} template uses {{{{{name}}}}} but the input has no column '{name}'. Columns: {string.Join(", ", set)}.");
+            }
+            _columnsChecked = true;
+        }
+
+        public void Start(string description)
+        {
+            _stop = new CancellationTokenSource();
+            _queue = Channel.CreateBounded<WorkItem>(new BoundedChannelOptions(_options.Concurrency * 4) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
+            _journal.Run("run-started", description);
+            _workers = Enumerable.Range(0, _options.Concurrency).Select(i => Task.Run(() => WorkAsync(_stop.Token))).ToArray();
+        }
+
+        /// <summary>Hands one row to the campaign; waits while the workers are busy (back-pressure). Throws once paused.</summary>
+        public async Task SubmitAsync(IReadOnlyDictionary<string, object?> row, long rowNumber, CancellationToken cancellationToken)
+        {
+            ThrowIfPaused();
+            if (!_columnsChecked) CheckColumns(row.Keys);
+            var address = row.TryGetValue(_addressColumn!, out var a) ? a?.ToString()?.Trim() ?? "" : "";
+            var key = _definition.KeyColumn != null
+                ? (row.TryGetValue(_definition.KeyColumn, out var k) ? k?.ToString()?.Trim() ?? "" : "")
+                : RecipientKey.Normalize(address);
+            if (key.Length == 0) key = $"row:{rowNumber}";
+
+            if (!_seen.Add(RecipientKey.Hash(key)))
+            {
+                _journal.Duplicate(key, rowNumber);
+                _onOutcome(new CampaignOutcome(key, address, CampaignRecipientStatus.Duplicate, rowNumber) { Note = "A row with the same recipient came earlier; sent once." });
+                return;
+            }
+
+            var previous = _previous.StateOf(key);
+            switch (previous)
+            {
+                case RecipientState.Sent:
+                    Interlocked.Increment(ref _skippedSent);
+                    return;
+                case RecipientState.FailedPermanent when !_options.RetryFailed:
+                    return;
+                case RecipientState.Uncertain when !_options.ResendUncertain:
+                case RecipientState.Sending when !_options.ResendUncertain:
+                    _onOutcome(new CampaignOutcome(key, address, CampaignRecipientStatus.Uncertain, rowNumber)
+                    {
+                        Note = "In flight when an earlier run stopped: it may have been delivered. Not sent again; use -ResendUncertain to send it.",
+                    });
+                    return;
+            }
+            if (previous == null) _journal.Pending(key, rowNumber, _options.StoreRows ? row : null);
+
+            MimeMessage message;
+            try
+            {
+                var spec = _template.Render(row) with { To = new[] { address } };
+                message = MessageBuilder.Build(WithCompliance(spec, row));
+            }
+            catch (MessageValidationException ex)
+            {
+                _journal.Failed(key, permanent: true, ex.Problem.ToString(), ex.Message, 0);
+                _onOutcome(new CampaignOutcome(key, address, CampaignRecipientStatus.Failed, rowNumber) { Error = ex, Note = ex.Message, Problem = ex.Problem });
+                return;
+            }
+            try
+            {
+                await _queue!.Writer.WriteAsync(new WorkItem(key, address, message, rowNumber), cancellationToken).ConfigureAwait(false);
+            }
+            catch (ChannelClosedException)
+            {
+                ThrowIfPaused();
+                throw;
+            }
+        }
+
+        /// <summary>List-Unsubscribe (RFC 2369) with the one-click form of RFC 8058 when there is an https URL.</summary>
+        private MessageSpec WithCompliance(MessageSpec spec, IReadOnlyDictionary<string, object?> row)
+        {
+            var parts = new List<string>();
+            string? url = null;
+            if (_unsubscribeUrl != null)
+            {
+                url = RenderUrl(_unsubscribeUrl, row, "UnsubscribeUrl");
+                parts.Add($"<{url}>");
+            }
+            if (_unsubscribeMailto != null)
+            {
+                var mailto = RenderUrl(_unsubscribeMailto, row, "UnsubscribeMailto");
+                parts.Add($"<{(mailto.StartsWith("mailto:", StringComparison.OrdinalIgnoreCase) ? mailto : "mailto:" + mailto)}>");
+            }
+            if (parts.Count == 0) return spec;
+            var headers = spec.Headers.ToList();
+            headers.Add(new KeyValuePair<string, string>("List-Unsubscribe", string.Join(", ", parts)));
+            if (url != null && url.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+                headers.Add(new KeyValuePair<string, string>("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"));
+            return spec with { Headers = headers };
+        }
+
+        /// <summary>Values placed into a URL are percent-encoded, so an address or a name cannot break it.</summary>
+        private static string RenderUrl(Template template, IReadOnlyDictionary<string, object?> row, string field)
+        {
+            var encoded = new Dictionary<string, object?>(StringComparer.OrdinalIgnoreCase);
+            foreach (var name in template.Names)
+                if (row.TryGetValue(name, out var v)) encoded[name] = Uri.EscapeDataString(v?.ToString() ?? "");
+            return template.Render(encoded, field);
+        }
+
+        private void ThrowIfPaused()
+        {
+            var reason = Volatile.Read(ref _pauseReason);
+            if (reason != null) throw new CampaignPausedException(reason, _pauseFailure);
+        }
+
+        private void Pause(string reason, Failure? failure)
+        {
+            if (Interlocked.CompareExchange(ref _pauseReason, reason, null) != null) return;
+            _pauseFailure = failure;
+            _journal.Run("paused", reason);
+        }
+
+        private async Task WorkAsync(CancellationToken cancellationToken)
+        {
+            var courierOptions = _options.Courier with { Pacing = PacingOptions.None };
+            using var courier = new Courier(_transports(_events), courierOptions, _probe, _time, _random, _events);
+            try
+            {
+                var reader = _queue!.Reader;
+                while (await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    while (reader.TryRead(out var item))
+                    {
+                        if (IsPaused) continue; // stays pending in the journal for the resume
+                        await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
+                        try
+                        {
+                            if (_limiter != null) await _limiter.WaitAsync(cancellationToken).ConfigureAwait(false);
+                            await _pacer.WaitTurnAsync(cancellationToken).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            _turn.Release();
+                        }
+                        if (IsPaused) continue;
+                        await SendOneAsync(courier, item, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+            }
+            finally
+            {
+                using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                try { await courier.CloseAsync(quick.Token).ConfigureAwait(false); } catch (Exception) { /* closing is best effort */ }
+            }
+        }
+
+        private async Task SendOneAsync(Courier courier, WorkItem item, CancellationToken cancellationToken)
+        {
+            _journal.Sending(item.Key, item.To);
+            DeliveryResult result;
+            try
+            {
+                result = await courier.DeliverAsync(item.Message, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DeliveryCanceledException canceled)
+            {
+                // Nothing of it left: pending again. Otherwise the journal keeps "sending": Uncertain on resume.
+                if (!canceled.MayHaveBeenSent) _journal.Released(item.Key);
+                throw;
+            }
+
+            var outcome = new CampaignOutcome(item.Key, item.To, (CampaignRecipientStatus)(int)result.Status, item.Row)
+            {
+                Attempts = result.Attempts,
+                MessageId = result.MessageId,
+                ServerReply = result.ServerReply,
+                Failure = result.Failure,
+                Error = result.Error,
+                Duration = result.Duration,
+            };
+            switch (result.Status)
+            {
+                case DeliveryStatus.Sent:
+                    _journal.Sent(item.Key, result.MessageId, result.ServerReply, result.Attempts, result.Duration);
+                    Interlocked.Exchange(ref _consecutiveFailures, 0);
+                    Interlocked.Increment(ref _sentThisRun);
+                    break;
+                case DeliveryStatus.Uncertain:
+                    _journal.Uncertain(item.Key, result.MessageId, result.Failure!.Message, result.Attempts);
+                    break;
+                default:
+                    _journal.Failed(item.Key, result.Failure!.Kind == FailureKind.Permanent && !result.Failure.StopsRun, result.Failure.Reason.ToString(), result.Failure.Message, result.Attempts);
+                    break;
+            }
+            if (result.Status != DeliveryStatus.Sent)
+            {
+                int inARow = Interlocked.Increment(ref _consecutiveFailures);
+                if (result.Failure!.StopsRun)
+                    Pause(result.Failure.Message, result.Failure);
+                else if (_options.MaxConsecutiveFailures > 0 && inARow >= _options.MaxConsecutiveFailures)
+                    Pause($"{inARow} messages in a row failed; the last: {result.Failure.Message}", result.Failure);
+            }
+            _onOutcome(outcome);
+        }
+
+        /// <summary>Waits for the workers to finish what was handed to them, writes the end record and sums up.</summary>
+        public async Task<CampaignSummary> CompleteAsync()
+        {
+            _queue?.Writer.TryComplete();
+            try
+            {
+                await Task.WhenAll(_workers).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                throw;
+            }
+            if (!IsPaused) _journal.Run("completed");
+            return Summarize();
+        }
+
+        /// <summary>Stops the workers at once (Ctrl+C). In-flight sends are journaled as the design says.</summary>
+        public async Task AbortAsync()
+        {
+            _stop?.Cancel();
+            _queue?.Writer.TryComplete();
+            try { await Task.WhenAll(_workers).ConfigureAwait(false); }
+            catch (Exception) { /* cancelled */ }
+            try { _journal.Run("stopped", "Stopped by the user."); } catch (ObjectDisposedException) { }
+        }
+
+        public CampaignSummary Summarize()
+        {
+            var now = JournalSnapshot.Load(_journal.Path);
+            return new CampaignSummary(_definition.Name, IsPaused ? CampaignState.Paused : CampaignState.Completed)
+            {
+                Recipients = now.States.Count,
+                Sent = now.Count(RecipientState.Sent),
+                Failed = now.Count(RecipientState.FailedPermanent),
+                Deferred = now.Count(RecipientState.FailedTransient),
+                Uncertain = now.Count(RecipientState.Uncertain) + now.Count(RecipientState.Sending),
+                Pending = now.Count(RecipientState.Pending),
+                Duplicates = now.Duplicates,
+                SentThisRun = Interlocked.Read(ref _sentThisRun),
+                SkippedAlreadySent = SkippedAlreadySent,
+                Duration = _time.GetElapsedTime(_started),
+                JournalPath = _journal.Path,
+                PauseReason = _pauseReason,
+                LastError = now.LastError,
+            };
+        }
+    }
+}

@@ -1,0 +1,222 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace ResilientMail.Core.Campaigns
+{
+    /// <summary>The fate of one recipient in the journal. "Pending" is a row that was read but not yet handed on.</summary>
+    public enum RecipientState : byte { Pending, Sending, Sent, FailedTransient, FailedPermanent, Uncertain }
+
+    /// <summary>The journal is locked by another run of the same campaign.</summary>
+    public sealed class JournalLockedException : IOException
+    {
+        public JournalLockedException(string path, Exception inner)
+            : base($"The journal {path} is in use by another run of this campaign. Wait for it to finish, or stop it first.", inner) { }
+    }
+
+    /// <summary>
+    /// An append-only JSON-lines file: one record per state change, readable by a person. Each record is
+    /// written to the operating system at once (a killed process loses nothing it wrote); the record that
+    /// says a message is about to be sent is also forced to disk before the send, so that after any crash a
+    /// message is either known unsent, known sent, or reported Uncertain - never silently sent twice.
+    /// </summary>
+    public sealed class CampaignJournal : IDisposable
+    {
+        internal static readonly JsonSerializerOptions Json = new JsonSerializerOptions
+        {
+            DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+            PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        };
+
+        private readonly FileStream _file;
+        private readonly TimeProvider _time;
+        private readonly object _lock = new object();
+        private readonly MemoryStream _buffer = new MemoryStream(512);
+        private readonly Utf8JsonWriter _json;
+        private bool _disposed;
+
+        private CampaignJournal(string path, FileStream file, TimeProvider time)
+        {
+            Path = path;
+            _file = file;
+            _time = time;
+            _json = new Utf8JsonWriter(_buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        }
+
+        public string Path { get; }
+
+        /// <summary>The default journal of a campaign: a per-user data folder, one file per campaign name.</summary>
+        public static string DefaultPath(string campaignName, string? dataRoot = null)
+        {
+            var root = dataRoot ?? DataRoot();
+            return System.IO.Path.Combine(root, "ResilientMail", "campaigns", SafeFileName(campaignName) + ".journal.jsonl");
+        }
+
+        /// <summary>%LOCALAPPDATA% on Windows, $XDG_DATA_HOME or ~/.local/share elsewhere; RESILIENTMAIL_DATA overrides both.</summary>
+        public static string DataRoot()
+        {
+            var overridden = Environment.GetEnvironmentVariable("RESILIENTMAIL_DATA");
+            if (!string.IsNullOrEmpty(overridden)) return overridden!;
+            var local = Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData);
+            if (!string.IsNullOrEmpty(local)) return local;
+            var xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
+            if (!string.IsNullOrEmpty(xdg)) return xdg!;
+            return System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
+        }
+
+        public static string SafeFileName(string name)
+        {
+            var sb = new StringBuilder(name.Length);
+            foreach (var ch in name.Trim())
+                sb.Append(char.IsLetterOrDigit(ch) || ch == '-' || ch == '_' || ch == '.' ? ch : '_');
+            if (sb.Length == 0) throw new ArgumentException("A campaign needs a name.");
+            return sb.ToString();
+        }
+
+        /// <summary>Opens (creating it if needed) for appending; only one run may hold it.</summary>
+        public static CampaignJournal Open(string path, TimeProvider? time = null)
+        {
+            var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
+            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+            var full = System.IO.Path.GetFullPath(path);
+            lock (OpenHere)
+            {
+                if (!OpenHere.Add(full)) throw new JournalLockedException(path, new IOException("Open in this process."));
+            }
+            FileStream file;
+            try
+            {
+                file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 4096, FileOptions.None);
+            }
+            catch (IOException ex) when (File.Exists(path))
+            {
+                Forget(full);
+                throw new JournalLockedException(path, ex);
+            }
+            try
+            {
+                // FileShare.Read is not a lock between processes on every platform; a record lock is.
+                LockRegion(file);
+            }
+            catch (IOException ex)
+            {
+                file.Dispose();
+                Forget(full);
+                throw new JournalLockedException(path, ex);
+            }
+            // A torn last record (the process died mid-write) is ignored by readers; start on a fresh line.
+            if (file.Length > 0)
+            {
+                file.Seek(-1, SeekOrigin.End);
+                bool endsWithNewline = file.ReadByte() == '\n';
+                file.Seek(0, SeekOrigin.End);
+                if (!endsWithNewline) { file.WriteByte((byte)'\n'); file.Flush(); }
+            }
+            return new CampaignJournal(full, file, time ?? TimeProvider.System);
+        }
+
+        private static void Forget(string full)
+        {
+            lock (OpenHere) OpenHere.Remove(full);
+        }
+
+        private static void LockRegion(FileStream file)
+        {
+            try { file.Lock(long.MaxValue - 1, 1); }
+            catch (PlatformNotSupportedException) { /* macOS: FileShare is all there is */ }
+        }
+
+        // Record locks belong to a process, so two runs inside one PowerShell session would not see each other's.
+        private static readonly HashSet<string> OpenHere = new HashSet<string>(StringComparer.Ordinal);
+
+        public void WriteDefinition(CampaignDefinition definition) =>
+            Write("definition", null, w =>
+            {
+                w.WritePropertyName("campaign");
+                JsonSerializer.Serialize(w, definition, Json);
+            }, durable: true);
+
+        public void Run(string what, string? text = null) => Write(what, null, w => { if (text != null) w.WriteString("text", text); }, durable: true);
+
+        public void Pending(string key, long row, IEnumerable<KeyValuePair<string, object?>>? data) =>
+            Write("pending", key, w =>
+            {
+                w.WriteNumber("row", row);
+                if (data != null)
+                {
+                    w.WriteStartObject("data");
+                    foreach (var kv in data) w.WriteString(kv.Key, kv.Value?.ToString());
+                    w.WriteEndObject();
+                }
+            });
+
+        public void Duplicate(string key, long row) => Write("duplicate", key, w => w.WriteNumber("row", row));
+
+        /// <summary>Forced to disk before the message is handed to the transport.</summary>
+        public void Sending(string key, string to) => Write("sending", key, w => w.WriteString("to", to), durable: true);
+
+        /// <summary>The send was cancelled before any of the message left: the recipient is pending again.</summary>
+        public void Released(string key) => Write("released", key, null);
+
+        public void Sent(string key, string? messageId, string? reply, int attempts, TimeSpan duration) =>
+            Write("sent", key, w =>
+            {
+                if (messageId != null) w.WriteString("messageId", messageId);
+                if (reply != null) w.WriteString("reply", reply);
+                w.WriteNumber("attempts", attempts);
+                w.WriteNumber("ms", (long)duration.TotalMilliseconds);
+            });
+
+        public void Failed(string key, bool permanent, string reason, string error, int attempts) =>
+            Write(permanent ? "failed" : "deferred", key, w =>
+            {
+                w.WriteString("reason", reason);
+                w.WriteString("error", error);
+                w.WriteNumber("attempts", attempts);
+            });
+
+        public void Uncertain(string key, string? messageId, string error, int attempts) =>
+            Write("uncertain", key, w =>
+            {
+                if (messageId != null) w.WriteString("messageId", messageId);
+                w.WriteString("error", error);
+                w.WriteNumber("attempts", attempts);
+            });
+
+        private void Write(string state, string? key, Action<Utf8JsonWriter>? body, bool durable = false)
+        {
+            lock (_lock)
+            {
+                if (_disposed) throw new ObjectDisposedException(nameof(CampaignJournal));
+                _buffer.SetLength(0);
+                _json.Reset(_buffer);
+                _json.WriteStartObject();
+                _json.WriteString("at", _time.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture));
+                _json.WriteString("state", state);
+                if (key != null) _json.WriteString("key", key);
+                body?.Invoke(_json);
+                _json.WriteEndObject();
+                _json.Flush();
+                _buffer.WriteByte((byte)'\n');
+                _file.Write(_buffer.GetBuffer(), 0, (int)_buffer.Length);
+                _file.Flush(durable);
+            }
+        }
+
+        public void Dispose()
+        {
+            lock (_lock)
+            {
+                if (_disposed) return;
+                _disposed = true;
+                try { _file.Flush(true); } catch (IOException) { }
+                _json.Dispose();
+                _file.Dispose();
+                Forget(Path);
+            }
+        }
+    }
+}

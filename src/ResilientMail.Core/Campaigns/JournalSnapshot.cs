@@ -1,0 +1,176 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Text;
+using System.Text.Json;
+
+namespace ResilientMail.Core.Campaigns
+{
+    /// <summary>One recipient as the journal last saw it.</summary>
+    public sealed class RecipientRecord
+    {
+        public string Key { get; set; } = "";
+        public string? To { get; set; }
+        public RecipientState State { get; set; }
+        public long Row { get; set; }
+        public int Attempts { get; set; }
+        public string? MessageId { get; set; }
+        public string? Reply { get; set; }
+        public string? Error { get; set; }
+        public string? Reason { get; set; }
+        public DateTimeOffset Updated { get; set; }
+    }
+
+    /// <summary>A pending row kept in the journal, replayed when a campaign resumes without its input.</summary>
+    public sealed record JournalRow(string Key, long Row, KeyValuePair<string, object?>[] Data);
+
+    /// <summary>
+    /// The journal replayed: the campaign's definition, the state of every recipient (by key hash, so a
+    /// million fit in a few tens of megabytes) and the counts. A torn last line is skipped.
+    /// </summary>
+    public sealed class JournalSnapshot
+    {
+        private readonly Dictionary<ulong, RecipientState> _states = new Dictionary<ulong, RecipientState>();
+
+        public string Path { get; private set; } = "";
+        public CampaignDefinition? Definition { get; private set; }
+        public long Duplicates { get; private set; }
+        public long Rows { get; private set; }
+        public int Runs { get; private set; }
+        public int SkippedLines { get; private set; }
+        public string? LastError { get; private set; }
+        public string? LastPause { get; private set; }
+        public bool Completed { get; private set; }
+        public DateTimeOffset? FirstAt { get; private set; }
+        public DateTimeOffset? LastAt { get; private set; }
+        /// <summary>Per-recipient detail, kept only when asked for (Get-MailCampaign -Recipients).</summary>
+        public Dictionary<string, RecipientRecord>? Recipients { get; private set; }
+
+        public IReadOnlyDictionary<ulong, RecipientState> States => _states;
+
+        public RecipientState? StateOf(string key) => _states.TryGetValue(RecipientKey.Hash(key), out var s) ? s : (RecipientState?)null;
+
+        public long Count(RecipientState state)
+        {
+            long n = 0;
+            foreach (var s in _states.Values) if (s == state) n++;
+            return n;
+        }
+
+        public static bool Exists(string path) => File.Exists(path) && new FileInfo(path).Length > 0;
+
+        public static JournalSnapshot Load(string path, bool withRecipients = false)
+        {
+            var snapshot = new JournalSnapshot { Path = path };
+            if (withRecipients) snapshot.Recipients = new Dictionary<string, RecipientRecord>(StringComparer.Ordinal);
+            if (!File.Exists(path)) return snapshot;
+            foreach (var line in Lines(path))
+            {
+                JsonDocument doc;
+                try { doc = JsonDocument.Parse(line); }
+                catch (JsonException) { snapshot.SkippedLines++; continue; }
+                using (doc) snapshot.Apply(doc.RootElement);
+            }
+            return snapshot;
+        }
+
+        /// <summary>The rows recorded as pending, first time each key was seen, in order.</summary>
+        public static IEnumerable<JournalRow> PendingRows(string path)
+        {
+            var seen = new HashSet<ulong>();
+            foreach (var line in Lines(path))
+            {
+                if (line.IndexOf("\"state\":\"pending\"", StringComparison.Ordinal) < 0) continue;
+                JsonDocument doc;
+                try { doc = JsonDocument.Parse(line); }
+                catch (JsonException) { continue; }
+                using (doc)
+                {
+                    var root = doc.RootElement;
+                    var key = root.GetProperty("key").GetString() ?? "";
+                    if (!seen.Add(RecipientKey.Hash(key))) continue;
+                    var data = new List<KeyValuePair<string, object?>>();
+                    if (root.TryGetProperty("data", out var d) && d.ValueKind == JsonValueKind.Object)
+                        foreach (var p in d.EnumerateObject()) data.Add(new KeyValuePair<string, object?>(p.Name, p.Value.ValueKind == JsonValueKind.Null ? null : p.Value.GetString()));
+                    yield return new JournalRow(key, root.TryGetProperty("row", out var r) ? r.GetInt64() : 0, data.ToArray());
+                }
+            }
+        }
+
+        /// <summary>Complete lines only: a last line without its newline was torn by a crash and is not a record.</summary>
+        private static IEnumerable<string> Lines(string path)
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+            using var reader = new StreamReader(stream, new UTF8Encoding(false));
+            var sb = new StringBuilder();
+            int c;
+            while ((c = reader.Read()) >= 0)
+            {
+                if (c == '\n')
+                {
+                    if (sb.Length > 0) yield return sb.ToString();
+                    sb.Clear();
+                }
+                else sb.Append((char)c);
+            }
+            // Anything left without a newline is a torn record: ignored.
+        }
+
+        private void Apply(JsonElement e)
+        {
+            if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty("state", out var st)) { SkippedLines++; return; }
+            var state = st.GetString();
+            DateTimeOffset at = default;
+            if (e.TryGetProperty("at", out var atEl) && atEl.TryGetDateTimeOffset(out var parsed))
+            {
+                at = parsed;
+                FirstAt ??= parsed;
+                LastAt = parsed;
+            }
+            string? key = e.TryGetProperty("key", out var k) ? k.GetString() : null;
+            switch (state)
+            {
+                case "definition":
+                    if (e.TryGetProperty("campaign", out var def)) Definition = JsonSerializer.Deserialize<CampaignDefinition>(def.GetRawText(), CampaignJournal.Json);
+                    return;
+                case "run-started": Runs++; Completed = false; return;
+                case "paused": LastPause = Text(e); Completed = false; return;
+                case "completed": Completed = true; LastPause = null; return;
+                case "duplicate": Duplicates++; return;
+            }
+            if (key == null) return;
+            ulong h = RecipientKey.Hash(key);
+            RecipientState? next = state switch
+            {
+                "pending" => _states.ContainsKey(h) ? (RecipientState?)null : RecipientState.Pending,
+                "sending" => RecipientState.Sending,
+                "released" => RecipientState.Pending,
+                "sent" => RecipientState.Sent,
+                "deferred" => RecipientState.FailedTransient,
+                "failed" => RecipientState.FailedPermanent,
+                "uncertain" => RecipientState.Uncertain,
+                _ => null,
+            };
+            if (state == "pending" && !_states.ContainsKey(h)) Rows++;
+            if (next == null) return;
+            _states[h] = next.Value;
+            if (state == "deferred" || state == "failed" || state == "uncertain") LastError = Str(e, "error");
+
+            if (Recipients == null) return;
+            if (!Recipients.TryGetValue(key, out var r)) Recipients[key] = r = new RecipientRecord { Key = key };
+            r.State = next.Value;
+            r.Updated = at;
+            if (state == "pending" && e.TryGetProperty("row", out var row)) r.Row = row.GetInt64();
+            if (e.TryGetProperty("to", out var to)) r.To = to.GetString();
+            if (e.TryGetProperty("attempts", out var att)) r.Attempts = att.GetInt32();
+            if (e.TryGetProperty("messageId", out var mid)) r.MessageId = mid.GetString();
+            if (e.TryGetProperty("reply", out var rep)) r.Reply = rep.GetString();
+            if (e.TryGetProperty("reason", out var rea)) r.Reason = rea.GetString();
+            if (state == "sent") r.Error = null;
+            if (e.TryGetProperty("error", out var err)) r.Error = err.GetString();
+        }
+
+        private static string? Str(JsonElement e, string name) => e.TryGetProperty(name, out var v) ? v.GetString() : null;
+        private static string? Text(JsonElement e) => Str(e, "text");
+    }
+}

@@ -1,0 +1,69 @@
+using System;
+using System.IO;
+using System.Threading;
+using System.Threading.Tasks;
+using MimeKit;
+using ResilientMail.Core.Resilience;
+
+namespace ResilientMail.Core.Transports
+{
+    /// <summary>
+    /// Writes each message as an .eml file into a folder (for dry runs, demos, or a mail server's pickup
+    /// folder). A file appears whole or not at all: it is written under a temporary name and then renamed.
+    /// </summary>
+    public sealed class PickupDirectoryTransport : IMailTransport
+    {
+        private readonly string _directory;
+
+        public PickupDirectoryTransport(string directory)
+        {
+            if (string.IsNullOrWhiteSpace(directory)) throw new ArgumentException("A pickup directory is required.", nameof(directory));
+            _directory = Path.GetFullPath(directory);
+            System.IO.Directory.CreateDirectory(_directory);
+        }
+
+        public string Directory => _directory;
+        public string Description => $"pickup directory {_directory}";
+        /// <summary>No network: nothing to probe.</summary>
+        public Endpoint? Endpoint => null;
+        public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+
+        public async Task<Receipt> SendAsync(MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken)
+        {
+            var name = $"{DateTime.UtcNow:yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}.eml";
+            var final = Path.Combine(_directory, name);
+            var temp = Path.Combine(_directory, "." + name + ".tmp");
+            try
+            {
+                using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+                {
+                    await message.WriteToAsync(stream, cancellationToken).ConfigureAwait(false);
+                    await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+                }
+                File.Move(temp, final);
+                attempt.MarkBodySent();
+                return new Receipt(message.MessageId ?? "", $"Written to {final}");
+            }
+            catch (OperationCanceledException)
+            {
+                TryDelete(temp);
+                throw;
+            }
+            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+            {
+                TryDelete(temp);
+                var full = ex is IOException io && (io.HResult & 0xFFFF) == 112 || ex.Message.IndexOf("space", StringComparison.OrdinalIgnoreCase) >= 0;
+                throw new MailDeliveryException(new Failure(full ? FailureKind.Transient : FailureKind.Permanent, FailureReason.Rejected,
+                    $"Could not write to the pickup directory {_directory}: {ex.Message}"), ex);
+            }
+        }
+
+        private static void TryDelete(string path)
+        {
+            try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+
+        public Task CloseAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public void Dispose() { }
+    }
+}
