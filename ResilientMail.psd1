@@ -11,7 +11,7 @@
     CompatiblePSEditions = @('Core')
     PowerShellVersion    = '7.2'
     FormatsToProcess     = @('ResilientMail.Format.ps1xml')
-    CmdletsToExport      = @('Send-ResilientMail', 'Test-InternetConnection', 'Wait-InternetConnection')
+    CmdletsToExport      = @('Send-ResilientMail', 'Test-InternetConnection', 'Wait-InternetConnection', 'New-MailTransport', 'Start-MailCampaign', 'Get-MailCampaign', 'Remove-MailCampaign')
     FunctionsToExport    = @()
     AliasesToExport      = @()
     VariablesToExport    = @()

@@ -48,3 +48,72 @@ namespace ResilientMail
         public override string ToString() => $"{Target}: {(Reachable ? "reachable" : "unreachable")}";
     }
 }
+
+namespace ResilientMail
+{
+    public enum CampaignRecipientStatus { Sent, Failed, Uncertain, Duplicate }
+
+    /// <summary>One recipient's fate in this run of Start-MailCampaign.</summary>
+    public sealed class CampaignRecipientResult
+    {
+        public string Campaign { get; set; } = "";
+        public string To { get; set; } = "";
+        public string Key { get; set; } = "";
+        public CampaignRecipientStatus Status { get; set; }
+        public int Attempts { get; set; }
+        public string? MessageId { get; set; }
+        public string? ServerReply { get; set; }
+        public string? Error { get; set; }
+        public System.TimeSpan Duration { get; set; }
+        public long Row { get; set; }
+
+        public override string ToString() => $"{Status}: {To}";
+    }
+
+    /// <summary>A campaign's state from its journal: the summary of Start-MailCampaign and the output of Get-MailCampaign.</summary>
+    public sealed class MailCampaignInfo
+    {
+        public string Name { get; set; } = "";
+        /// <summary>Completed, Paused, Stopped (Ctrl+C) or Running (started, not ended: running now, or killed).</summary>
+        public string State { get; set; } = "";
+        public long Recipients { get; set; }
+        public long Sent { get; set; }
+        public long Failed { get; set; }
+        /// <summary>Failed for a transient reason (outage, 4xx): sent again on resume.</summary>
+        public long Deferred { get; set; }
+        public long Uncertain { get; set; }
+        public long Pending { get; set; }
+        public long Duplicates { get; set; }
+        /// <summary>Not yet sent: pending, deferred, and (when the input was counted) rows not yet read.</summary>
+        public long Remaining { get; set; }
+        public long? SentThisRun { get; set; }
+        public System.TimeSpan? Duration { get; set; }
+        public int Runs { get; set; }
+        public System.DateTimeOffset? Created { get; set; }
+        public System.DateTimeOffset? LastActivity { get; set; }
+        public string? PauseReason { get; set; }
+        public string? LastError { get; set; }
+        public string Transport { get; set; } = "";
+        public string JournalPath { get; set; } = "";
+
+        public override string ToString() => $"{Name}: {State}, {Sent} sent, {Remaining} remaining";
+    }
+
+    /// <summary>One recipient as a campaign's journal last recorded it (Get-MailCampaign -Recipients).</summary>
+    public sealed class MailCampaignRecipient
+    {
+        public string Campaign { get; set; } = "";
+        public string Key { get; set; } = "";
+        public string? To { get; set; }
+        /// <summary>Pending, Sent, Deferred, Failed or Uncertain.</summary>
+        public string Status { get; set; } = "";
+        public int Attempts { get; set; }
+        public string? MessageId { get; set; }
+        public string? ServerReply { get; set; }
+        public string? Error { get; set; }
+        public long Row { get; set; }
+        public System.DateTimeOffset Updated { get; set; }
+
+        public override string ToString() => $"{Status}: {Key}";
+    }
+}

@@ -14,7 +14,7 @@ using ResilientMail.Internal;
 namespace ResilientMail.Commands
 {
     /// <summary>Sends one message per input record over one reused SMTP connection, with retry, timeouts, connectivity waits and pacing.</summary>
-    [Cmdlet(VerbsCommunications.Send, "ResilientMail", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+    [Cmdlet(VerbsCommunications.Send, "ResilientMail", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Smtp")]
     [OutputType(typeof(MailDeliveryResult))]
     public sealed class SendResilientMailCommand : ResilientSendCmdlet
     {
@@ -61,37 +61,42 @@ namespace ResilientMail.Commands
         [Parameter]
         public MailPriority Priority { get; set; } = MailPriority.Normal;
 
-        [Parameter(Mandatory = true)]
+        [Parameter(Mandatory = true, ParameterSetName = "Smtp")]
         [Alias("ComputerName")]
         [ValidateNotNullOrEmpty]
         public string SmtpServer { get; set; } = "";
 
+        /// <summary>A transport from New-MailTransport, instead of the SMTP parameters.</summary>
+        [Parameter(Mandatory = true, ParameterSetName = "Transport")]
+        [ValidateNotNull]
+        public MailTransport? Transport { get; set; }
+
         /// <summary>0 picks the usual port for the TLS mode: 465 for SslOnConnect, 587 for StartTls, else 25.</summary>
-        [Parameter]
+        [Parameter(ParameterSetName = "Smtp")]
         [ValidateRange(0, 65535)]
         public int Port { get; set; }
 
-        [Parameter]
+        [Parameter(ParameterSetName = "Smtp")]
         [Credential]
         public PSCredential? Credential { get; set; }
 
-        [Parameter]
+        [Parameter(ParameterSetName = "Smtp")]
         public MailSecurity SecureSocketOptions { get; set; } = MailSecurity.Auto;
 
         /// <summary>Short for -SecureSocketOptions StartTls.</summary>
-        [Parameter]
+        [Parameter(ParameterSetName = "Smtp")]
         public SwitchParameter UseStartTls { get; set; }
 
         /// <summary>Short for -SecureSocketOptions SslOnConnect.</summary>
-        [Parameter]
+        [Parameter(ParameterSetName = "Smtp")]
         public SwitchParameter UseSsl { get; set; }
 
         /// <summary>Accept any server certificate. Only for test servers.</summary>
-        [Parameter]
+        [Parameter(ParameterSetName = "Smtp")]
         public SwitchParameter SkipCertificateCheck { get; set; }
 
         /// <summary>The limit on each SMTP attempt.</summary>
-        [Parameter]
+        [Parameter(ParameterSetName = "Smtp")]
         [TimeSpanArgument]
         public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -101,39 +106,25 @@ namespace ResilientMail.Commands
         protected override void BeginProcessing()
         {
             var options = BuildCourierOptions();
-            var security = ResolveSecurity();
-            SmtpOptions smtp;
-            try
+            var transport = Transport;
+            if (transport == null)
             {
-                smtp = new SmtpOptions
+                var security = SmtpParameters.Resolve(this, UseSsl, UseStartTls, SecureSocketOptions);
+                try
                 {
-                    Host = SmtpServer,
-                    Port = Port != 0 ? Port : security == SmtpSecurity.SslOnConnect ? 465 : security == SmtpSecurity.StartTls ? 587 : 25,
-                    Security = security,
-                    SkipCertificateCheck = SkipCertificateCheck.IsPresent,
-                    Credential = Credential?.GetNetworkCredential(),
-                    Timeout = Timeout,
-                }.Validate();
-            }
-            catch (ArgumentException ex)
-            {
-                ThrowTerminatingError(new ErrorRecord(ex, "InvalidSmtpSettings", ErrorCategory.InvalidArgument, SmtpServer));
-                return;
+                    transport = MailTransport.Smtp(SmtpServer, Port, security, Credential, SkipCertificateCheck, Timeout);
+                }
+                catch (ArgumentException ex)
+                {
+                    ThrowTerminatingError(new ErrorRecord(ex, "InvalidSmtpSettings", ErrorCategory.InvalidArgument, SmtpServer));
+                    return;
+                }
             }
             _status = new StatusReporter(this, "Send-ResilientMail");
             DeliveryEventSink sink = e => Post(() => _status.OnEvent(e));
-            _courier = new Courier(new SmtpTransport(smtp, sink), options, new TcpProbe(), TimeProvider.System, new Random(), sink);
-            WriteVerbose($"Sending through {_courier.Transport.Description}; retries {options.Retry.MaxRetries}, timeout {Timeout.TotalSeconds:0.#} s, " +
+            _courier = new Courier(transport.Open(sink), options, new TcpProbe(), TimeProvider.System, new Random(), sink);
+            WriteVerbose($"Sending through {_courier.Transport.Description}; retries {options.Retry.MaxRetries}, timeout {transport.Timeout.TotalSeconds:0.#} s, " +
                          (options.Pacing.IsOff ? "no pacing." : $"gap {options.Pacing.MinGap.TotalSeconds:0.#}-{options.Pacing.MaxGap.TotalSeconds:0.#} s, pause {options.Pacing.BatchPause.TotalSeconds:0} s every {options.Pacing.BatchSize}."));
-        }
-
-        private SmtpSecurity ResolveSecurity()
-        {
-            if (UseSsl && UseStartTls)
-                ThrowTerminatingError(new ErrorRecord(new ArgumentException("-UseSsl and -UseStartTls cannot be used together."), "ConflictingTlsOptions", ErrorCategory.InvalidArgument, null));
-            if (UseSsl) return SmtpSecurity.SslOnConnect;
-            if (UseStartTls) return SmtpSecurity.StartTls;
-            return (SmtpSecurity)(int)SecureSocketOptions;
         }
 
         protected override void ProcessRecord()
@@ -160,7 +151,7 @@ namespace ResilientMail.Commands
                 return;
             }
 
-            if (!ShouldProcess(label, $"Send mail '{message.Subject}' through {courier.Transport.Endpoint}")) return;
+            if (!ShouldProcess(label, $"Send mail '{message.Subject}' through {courier.Transport.Description}")) return;
 
             status.Sending(label);
             var result = Await(token => courier.DeliverAsync(message, token));
@@ -187,7 +178,7 @@ namespace ResilientMail.Commands
             {
                 var courier = _courier;
                 Await(token => courier.CloseAsync(token));
-                WriteVerbose($"Closed the connection to {courier.Transport.Endpoint}. Sent {_status!.Sent}, failed {_status.Failed}, uncertain {_status.Uncertain}.");
+                WriteVerbose($"Closed {courier.Transport.Description}. Sent {_status!.Sent}, failed {_status.Failed}, uncertain {_status.Uncertain}.");
             }
             _status?.Complete();
         }

@@ -1,0 +1,304 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Management.Automation;
+using System.Threading;
+using ResilientMail.Core.Campaigns;
+using ResilientMail.Core.Delivery;
+using ResilientMail.Core.Messages;
+using ResilientMail.Core.Resilience;
+using ResilientMail.Internal;
+
+namespace ResilientMail.Commands
+{
+    /// <summary>Sends a templated message to every row, journaling each recipient's fate so that a crash, Ctrl+C or outage never loses or doubles one.</summary>
+    [Cmdlet(VerbsLifecycle.Start, "MailCampaign", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Pipeline")]
+    [OutputType(typeof(CampaignRecipientResult), typeof(MailCampaignInfo))]
+    public sealed class StartMailCampaignCommand : ResilientSendCmdlet
+    {
+        [Parameter(Mandatory = true, Position = 0)]
+        [ValidateNotNullOrEmpty]
+        public string Name { get; set; } = "";
+
+        [Parameter(ValueFromPipeline = true, ParameterSetName = "Pipeline")]
+        public PSObject? InputObject { get; set; }
+
+        /// <summary>A CSV of recipients, read as a stream.</summary>
+        [Parameter(Mandatory = true, ParameterSetName = "Path")]
+        [ValidateNotNullOrEmpty]
+        public string Path { get; set; } = "";
+
+        [Parameter]
+        public MailTransport? Transport { get; set; }
+
+        [Parameter] public string? From { get; set; }
+        [Parameter] public string? Subject { get; set; }
+        [Parameter] public string? Body { get; set; }
+        [Parameter] public string? HtmlBody { get; set; }
+        [Parameter] public string? BodyPath { get; set; }
+        [Parameter] public string? HtmlBodyPath { get; set; }
+        [Parameter] public string[]? ReplyTo { get; set; }
+        [Parameter] public string[]? Cc { get; set; }
+        [Parameter] public string[]? Bcc { get; set; }
+        [Parameter] public Hashtable? Headers { get; set; }
+        [Parameter] [Alias("Attachment")] public string[]? Attachments { get; set; }
+        [Parameter] public string? UnsubscribeUrl { get; set; }
+        [Parameter] public string? UnsubscribeMailto { get; set; }
+        /// <summary>The column that identifies a recipient; the normalised address by default.</summary>
+        [Parameter] public string? KeyColumn { get; set; }
+        /// <summary>The column with the address; Email, EmailAddress, To or Recipient by default.</summary>
+        [Parameter] public string? AddressColumn { get; set; }
+        [Parameter] public string? JournalPath { get; set; }
+        [Parameter] public SwitchParameter Resume { get; set; }
+        [Parameter] public SwitchParameter Force { get; set; }
+        [Parameter] public SwitchParameter RetryFailed { get; set; }
+        [Parameter] public SwitchParameter ResendUncertain { get; set; }
+        /// <summary>At most this many messages per window: 50/second, 100/minute, 1000/hour, 10000/day.</summary>
+        [Parameter] public string? RateLimit { get; set; }
+        [Parameter] [ValidateRange(1, 64)] public int Concurrency { get; set; } = 1;
+        /// <summary>Pause after this many failures in a row (0: never).</summary>
+        [Parameter] [ValidateRange(0, int.MaxValue)] public int MaxConsecutiveFailures { get; set; } = 10;
+
+        private CampaignRunner? _runner;
+        private CampaignJournal? _journal;
+        private StatusReporter? _status;
+        private JournalSnapshot? _previous;
+        private MailTransport? _transport;
+        private bool _dryRun, _received, _finished;
+        private long _rows;
+
+        protected override void BeginProcessing()
+        {
+            var courier = BuildCourierOptions();
+            var journalPath = JournalPath != null ? GetUnresolvedProviderPathFromPSPath(JournalPath) : CampaignJournal.DefaultPath(Name);
+            bool exists = JournalSnapshot.Exists(journalPath);
+            _dryRun = MyInvocation.BoundParameters.ContainsKey("WhatIf");
+            if (Resume && !exists) Stop(new FileNotFoundException($"Campaign '{Name}' has no journal at {journalPath}; there is nothing to resume."), "CampaignNotFound", ErrorCategory.ObjectNotFound);
+            _previous = exists ? JournalSnapshot.Load(journalPath) : JournalSnapshot.Load("");
+            if (exists && !Resume && !Force && !_dryRun) ConfirmContinue(journalPath);
+
+            var definition = _previous.Definition ?? NewDefinition();
+            if (exists && (From != null || Subject != null || Body != null || HtmlBody != null || BodyPath != null || HtmlBodyPath != null))
+                WriteWarning($"Campaign '{Name}' continues with the templates it started with; to change them, Remove-MailCampaign and start again.");
+            _transport = Transport ?? TransportFromJournal(definition);
+            var options = new CampaignOptions
+            {
+                Courier = courier,
+                Pacing = courier.Pacing,
+                RateLimit = ParseRate(),
+                Concurrency = Concurrency,
+                MaxConsecutiveFailures = MaxConsecutiveFailures,
+                RetryFailed = RetryFailed,
+                ResendUncertain = ResendUncertain,
+            };
+            _status = new StatusReporter(this, $"Campaign {Name}");
+            if (ParameterSetName == "Path")
+                _status.Total = (int)Math.Min(int.MaxValue, CsvRecords.CountRows(GetUnresolvedProviderPathFromPSPath(Path)));
+            if (_dryRun) return;
+
+            try { _journal = CampaignJournal.Open(journalPath); }
+            catch (JournalLockedException ex) { Stop(ex, "JournalLocked", ErrorCategory.ResourceBusy); }
+            if (!exists) _journal!.WriteDefinition(definition);
+            DeliveryEventSink sink = e => Post(() => _status.OnEvent(e));
+            var transport = _transport;
+            _runner = new CampaignRunner(definition, _journal!, _previous, events => transport.Open(events), options, new TcpProbe(), TimeProvider.System, new Random(), sink,
+                outcome => Post(() => Emit(outcome)));
+            if (ParameterSetName == "Path")
+            {
+                using var csv = CsvRecords.Open(GetUnresolvedProviderPathFromPSPath(Path));
+                Guard(() => _runner.CheckColumns(csv.Header));
+            }
+            WriteVerbose($"Campaign '{Name}': journal {journalPath}; {(exists ? $"resuming ({_previous.Count(RecipientState.Sent)} already sent)" : "new")}; via {_transport}; " +
+                         $"{Concurrency} connection(s){(options.RateLimit != null ? ", at most " + options.RateLimit : "")}.");
+            _runner.Start($"{(exists ? "resume" : "start")} via {_transport}");
+        }
+
+        protected override void ProcessRecord()
+        {
+            if (InputObject == null) return;
+            _received = true;
+            Submit(SendResilientMailCommand.RowOf(InputObject));
+        }
+
+        protected override void EndProcessing()
+        {
+            if (ParameterSetName == "Path")
+            {
+                using var csv = CsvRecords.Open(GetUnresolvedProviderPathFromPSPath(Path));
+                foreach (var row in csv.Rows()) Submit(Template.Row(row));
+            }
+            else if (!_received && _previous!.Definition != null)
+            {
+                // Resumed by name alone: the rows come from the journal itself.
+                if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, _previous.Rows);
+                foreach (var row in JournalSnapshot.PendingRows(_previous.Path)) Submit(Template.Row(row.Data));
+            }
+            if (_runner == null) return;
+            var summary = Await(token => _runner.CompleteAsync());
+            _finished = true;
+            var info = Summary(summary);
+            _status!.Complete();
+            WriteObject(info);
+            if (summary.State == CampaignState.Paused) Paused(summary.PauseReason ?? "paused", info);
+        }
+
+        private void Submit(IReadOnlyDictionary<string, object?> row)
+        {
+            _rows++;
+            if (_dryRun)
+            {
+                row.TryGetValue(AddressColumn ?? RecipientKey.FindAddressColumn(row.Keys) ?? "Email", out var to);
+                ShouldProcess(to?.ToString() ?? $"row {_rows}", $"Send campaign '{Name}' mail");
+                return;
+            }
+            try
+            {
+                Await(token => _runner!.SubmitAsync(row, _rows, token));
+            }
+            catch (CampaignSetupException ex)
+            {
+                Stop(ex, "MissingColumn", ErrorCategory.InvalidData);
+            }
+            catch (CampaignPausedException ex)
+            {
+                var summary = Await(token => _runner!.CompleteAsync());
+                _finished = true;
+                var info = Summary(summary);
+                _status!.Complete();
+                WriteObject(info);
+                Paused(ex.Message, info);
+            }
+        }
+
+        private void Emit(CampaignOutcome o)
+        {
+            _status!.Count(o.Status == Core.Campaigns.CampaignRecipientStatus.Sent ? DeliveryStatus.Sent : o.Status == Core.Campaigns.CampaignRecipientStatus.Uncertain ? DeliveryStatus.Uncertain : DeliveryStatus.Failed);
+            WriteObject(new CampaignRecipientResult
+            {
+                Campaign = Name, To = o.To, Key = o.Key, Status = (ResilientMail.CampaignRecipientStatus)(int)o.Status, Attempts = o.Attempts,
+                MessageId = o.MessageId, ServerReply = o.ServerReply, Error = o.Failure?.Message ?? o.Note, Duration = o.Duration, Row = o.Row,
+            });
+            if (o.Error is MessageValidationException invalid) WriteError(Errors.For(invalid, o.To));
+            else if (o.Error != null && o.Failure != null && !o.Failure.StopsRun) WriteError(Errors.For(o.Error, o.Failure, o.To));
+            else if (o.Status == Core.Campaigns.CampaignRecipientStatus.Uncertain && o.Error == null) WriteWarning($"{o.To}: {o.Note}");
+            else if (o.Status == Core.Campaigns.CampaignRecipientStatus.Duplicate) WriteVerbose($"Row {o.Row}: {o.To} is a duplicate; sent once.");
+        }
+
+        private MailCampaignInfo Summary(CampaignSummary s)
+        {
+            var snapshot = JournalSnapshot.Load(s.JournalPath);
+            long unread = _status!.Total is int total ? Math.Max(0, total - _rows) : 0;
+            var info = CampaignInfo.From(snapshot, s.State.ToString(), unread);
+            info.SentThisRun = s.SentThisRun;
+            info.Duration = s.Duration;
+            info.PauseReason = s.PauseReason;
+            return info;
+        }
+
+        private void Paused(string reason, MailCampaignInfo info)
+        {
+            var resume = $"Start-MailCampaign -Name '{Name.Replace("'", "''")}' -Resume" +
+                         (JournalPath != null ? $" -JournalPath '{JournalPath.Replace("'", "''")}'" : "") +
+                         (_transport?.HasCredential == true ? " -Transport $transport" : "");
+            var message = $"Campaign '{Name}' paused: {reason} Sent {info.Sent}, failed {info.Failed}, not yet sent {info.Remaining}" +
+                          (info.Uncertain > 0 ? $", uncertain {info.Uncertain}" : "") + $". Nothing is lost; resume with: {resume}";
+            ThrowTerminatingError(new ErrorRecord(new CampaignPausedException(message, null), "CampaignPaused", ErrorCategory.ResourceUnavailable, Name)
+            {
+                ErrorDetails = new ErrorDetails(message) { RecommendedAction = resume },
+            });
+        }
+
+        private CampaignDefinition NewDefinition()
+        {
+            if (string.IsNullOrWhiteSpace(From)) Stop(new ArgumentException("A new campaign needs -From."), "MissingFrom", ErrorCategory.InvalidArgument);
+            if (Subject == null) Stop(new ArgumentException("A new campaign needs -Subject."), "MissingSubject", ErrorCategory.InvalidArgument);
+            if (Transport == null) Stop(new ArgumentException("A new campaign needs -Transport (see New-MailTransport)."), "MissingTransport", ErrorCategory.InvalidArgument);
+            return new CampaignDefinition
+            {
+                Name = Name,
+                From = From!,
+                Subject = Subject!,
+                TextBody = Body ?? ReadTemplate(BodyPath),
+                HtmlBody = HtmlBody ?? ReadTemplate(HtmlBodyPath),
+                ReplyTo = ReplyTo ?? new string[0],
+                Cc = Cc ?? new string[0],
+                Bcc = Bcc ?? new string[0],
+                Headers = Headers == null ? new Dictionary<string, string>() : Headers.Cast<DictionaryEntry>().ToDictionary(e => e.Key?.ToString() ?? "", e => e.Value?.ToString() ?? ""),
+                Attachments = (Attachments ?? new string[0]).Select(p => GetUnresolvedProviderPathFromPSPath(p)).ToArray(),
+                UnsubscribeUrl = UnsubscribeUrl,
+                UnsubscribeMailto = UnsubscribeMailto,
+                KeyColumn = KeyColumn,
+                AddressColumn = AddressColumn,
+                SourcePath = ParameterSetName == "Path" ? GetUnresolvedProviderPathFromPSPath(Path) : null,
+                Transport = Transport!.Settings(),
+                Created = DateTimeOffset.Now,
+            };
+        }
+
+        private string? ReadTemplate(string? path)
+        {
+            if (path == null) return null;
+            var full = GetUnresolvedProviderPathFromPSPath(path);
+            try { return File.ReadAllText(full); }
+            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+            {
+                Stop(ex, "TemplateUnreadable", ErrorCategory.ReadError);
+                return null;
+            }
+        }
+
+        private MailTransport TransportFromJournal(CampaignDefinition definition)
+        {
+            if (definition.Transport.UserName != null)
+                Stop(new InvalidOperationException($"Campaign '{Name}' authenticates as '{definition.Transport.UserName}'. Credentials are never stored in the journal: pass -Transport (New-MailTransport ... -Credential)."),
+                    "CredentialRequired", ErrorCategory.AuthenticationError);
+            return MailTransport.FromSettings(definition.Transport, null);
+        }
+
+        private void ConfirmContinue(string journalPath)
+        {
+            var s = _previous!;
+            var question = $"Campaign '{Name}' already has a journal ({s.Count(RecipientState.Sent)} sent, {s.Count(RecipientState.Pending) + s.Count(RecipientState.FailedTransient)} not yet sent). " +
+                           "Continue it? Recipients already sent are never sent again.";
+            bool yes;
+            try { yes = ShouldContinue(question, "Continue the campaign"); }
+            catch (PSInvalidOperationException) { yes = false; } // a non-interactive host cannot ask
+            catch (System.Management.Automation.Host.HostException) { yes = false; }
+            if (!yes)
+                Stop(new InvalidOperationException($"Campaign '{Name}' already exists ({journalPath}). Use -Resume to continue it, or Remove-MailCampaign to start over."), "CampaignExists", ErrorCategory.ResourceExists);
+        }
+
+        private RateLimit? ParseRate()
+        {
+            if (RateLimit == null) return null;
+            try { return Core.Resilience.RateLimit.Parse(RateLimit); }
+            catch (FormatException ex) { Stop(ex, "InvalidRateLimit", ErrorCategory.InvalidArgument); return null; }
+        }
+
+        private void Guard(Action action)
+        {
+            try { action(); }
+            catch (CampaignSetupException ex) { Stop(ex, "MissingColumn", ErrorCategory.InvalidData); }
+        }
+
+        private void Stop(Exception ex, string id, ErrorCategory category)
+        {
+            _status?.Complete();
+            ThrowTerminatingError(new ErrorRecord(ex, id, category, Name));
+        }
+
+        protected override void OnIdle() => _status?.Tick();
+
+        protected override void Release()
+        {
+            if (_runner != null && !_finished)
+            {
+                // Ctrl+C or a terminating error: stop the workers; in-flight sends are journaled as released or uncertain.
+                try { _runner.AbortAsync().Wait(TimeSpan.FromSeconds(5)); } catch (Exception) { }
+            }
+            _journal?.Dispose();
+        }
+    }
+}

@@ -1,0 +1,87 @@
+using System;
+using System.IO;
+using System.Linq;
+using ResilientMail.Core.Campaigns;
+
+namespace ResilientMail.Internal
+{
+    /// <summary>Maps journal snapshots to the cmdlets' output types.</summary>
+    internal static class CampaignInfo
+    {
+        public static MailCampaignInfo From(JournalSnapshot s, string state, long unread = 0)
+        {
+            long sending = s.Count(RecipientState.Sending);
+            var info = new MailCampaignInfo
+            {
+                Name = s.Definition?.Name ?? NameFromPath(s.Path),
+                State = state,
+                Recipients = s.States.Count,
+                Sent = s.Count(RecipientState.Sent),
+                Failed = s.Count(RecipientState.FailedPermanent),
+                Deferred = s.Count(RecipientState.FailedTransient),
+                Uncertain = s.Count(RecipientState.Uncertain) + sending,
+                Pending = s.Count(RecipientState.Pending),
+                Duplicates = s.Duplicates,
+                Runs = s.Runs,
+                Created = s.Definition?.Created ?? s.FirstAt,
+                LastActivity = s.LastAt,
+                LastError = s.LastError,
+                PauseReason = s.LastPause,
+                Transport = s.Definition?.Transport.ToString() ?? "",
+                JournalPath = s.Path,
+            };
+            info.Remaining = info.Pending + info.Deferred + Math.Max(0, unread);
+            return info;
+        }
+
+        /// <summary>The state a journal was left in, read from its last run record.</summary>
+        public static string StateOf(JournalSnapshot s) =>
+            s.Completed ? "Completed" : s.LastPause != null ? "Paused" : s.Runs == 0 ? "New" : LastRunRecord(s.Path) ?? "Running";
+
+        private static string? LastRunRecord(string path)
+        {
+            string? state = null;
+            foreach (var line in File.ReadLines(path))
+            {
+                if (line.Contains("\"state\":\"run-started\"")) state = null;
+                else if (line.Contains("\"state\":\"stopped\"")) state = "Stopped";
+            }
+            return state;
+        }
+
+        public static string NameFromPath(string path)
+        {
+            var file = Path.GetFileName(path);
+            return file.EndsWith(".journal.jsonl", StringComparison.OrdinalIgnoreCase) ? file.Substring(0, file.Length - ".journal.jsonl".Length) : file;
+        }
+
+        public static MailCampaignRecipient From(string campaign, RecipientRecord r) => new MailCampaignRecipient
+        {
+            Campaign = campaign,
+            Key = r.Key,
+            To = r.To ?? (r.Key.Contains("@") ? r.Key : null),
+            Status = r.State switch
+            {
+                RecipientState.Sending => "Uncertain",
+                RecipientState.FailedTransient => "Deferred",
+                RecipientState.FailedPermanent => "Failed",
+                _ => r.State.ToString(),
+            },
+            Attempts = r.Attempts,
+            MessageId = r.MessageId,
+            ServerReply = r.Reply,
+            Error = r.Error,
+            Row = r.Row,
+            Updated = r.Updated,
+        };
+
+        /// <summary>Journals in the default folder whose campaign names match.</summary>
+        public static string[] Find(string pattern)
+        {
+            var dir = Path.GetDirectoryName(CampaignJournal.DefaultPath("x"))!;
+            if (!Directory.Exists(dir)) return new string[0];
+            var wildcard = new System.Management.Automation.WildcardPattern(pattern, System.Management.Automation.WildcardOptions.IgnoreCase);
+            return Directory.GetFiles(dir, "*.journal.jsonl").Where(f => wildcard.IsMatch(NameFromPath(f))).OrderBy(f => f).ToArray();
+        }
+    }
+}
