@@ -11,7 +11,7 @@ Describe 'The built module' {
             Where-Object { $_.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false) } |
             ForEach-Object { $a = $_.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0]; "$($a.VerbName)-$($a.NounName)" } | Sort-Object
         $exported | Should -Be $compiled
-        $exported | Should -Be @('Send-ResilientMail', 'Test-InternetConnection', 'Wait-InternetConnection')
+        $exported | Should -Be @('Get-MailCampaign', 'New-MailTransport', 'Remove-MailCampaign', 'Send-ResilientMail', 'Start-MailCampaign', 'Test-InternetConnection', 'Wait-InternetConnection')
     }
 
     It 'carries the version from Directory.Build.props and filled-in metadata' {
@@ -49,7 +49,8 @@ Describe 'The built module' {
 
 Describe 'Help' {
     It '<Name> has a synopsis, a description and examples' -ForEach @(
-        @{ Name = 'Send-ResilientMail' }, @{ Name = 'Test-InternetConnection' }, @{ Name = 'Wait-InternetConnection' }
+        @{ Name = 'Send-ResilientMail' }, @{ Name = 'Test-InternetConnection' }, @{ Name = 'Wait-InternetConnection' },
+        @{ Name = 'New-MailTransport' }, @{ Name = 'Start-MailCampaign' }, @{ Name = 'Get-MailCampaign' }, @{ Name = 'Remove-MailCampaign' }
     ) {
         $help = Get-Help $Name -Full
         $help.Synopsis | Should -Not -BeNullOrEmpty

@@ -31,10 +31,12 @@ namespace ResilientMail.Core.Campaigns
     public sealed class JournalSnapshot
     {
         private readonly Dictionary<ulong, RecipientState> _states = new Dictionary<ulong, RecipientState>();
+        private readonly HashSet<ulong> _duplicateRows = new HashSet<ulong>();
 
         public string Path { get; private set; } = "";
         public CampaignDefinition? Definition { get; private set; }
-        public long Duplicates { get; private set; }
+        /// <summary>Distinct duplicate rows (a resume that reads the same input again does not count them twice).</summary>
+        public long Duplicates => _duplicateRows.Count;
         public long Rows { get; private set; }
         public int Runs { get; private set; }
         public int SkippedLines { get; private set; }
@@ -136,7 +138,9 @@ namespace ResilientMail.Core.Campaigns
                 case "run-started": Runs++; Completed = false; return;
                 case "paused": LastPause = Text(e); Completed = false; return;
                 case "completed": Completed = true; LastPause = null; return;
-                case "duplicate": Duplicates++; return;
+                case "duplicate":
+                    _duplicateRows.Add(RecipientKey.Hash((key ?? "") + "#" + (e.TryGetProperty("row", out var dr) ? dr.GetInt64() : 0)));
+                    return;
             }
             if (key == null) return;
             ulong h = RecipientKey.Hash(key);
