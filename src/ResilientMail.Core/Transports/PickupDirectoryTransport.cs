@@ -14,6 +14,15 @@ namespace ResilientMail.Core.Transports
     public sealed class PickupDirectoryTransport : IMailTransport
     {
         private readonly string _directory;
+        // Pickup folders are read by mail servers, which expect the wire format's CRLF line ends.
+        private static readonly FormatOptions Crlf = CrlfOptions();
+
+        private static FormatOptions CrlfOptions()
+        {
+            var options = FormatOptions.Default.Clone();
+            options.NewLineFormat = NewLineFormat.Dos;
+            return options;
+        }
 
         public PickupDirectoryTransport(string directory)
         {
@@ -37,7 +46,7 @@ namespace ResilientMail.Core.Transports
             {
                 using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
                 {
-                    await message.WriteToAsync(stream, cancellationToken).ConfigureAwait(false);
+                    await message.WriteToAsync(Crlf, stream, cancellationToken).ConfigureAwait(false);
                     await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
                 }
                 File.Move(temp, final);

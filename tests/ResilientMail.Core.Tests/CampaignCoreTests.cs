@@ -1,0 +1,389 @@
+using Microsoft.Extensions.Time.Testing;
+using ResilientMail.Core.Campaigns;
+using ResilientMail.Core.Delivery;
+using ResilientMail.Core.Resilience;
+using ResilientMail.Core.Tests.Support;
+using ResilientMail.Core.Transports;
+
+namespace ResilientMail.Core.Tests;
+
+public sealed class CampaignCoreTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "rm-tests-" + Guid.NewGuid().ToString("n"));
+    public CampaignCoreTests() => Directory.CreateDirectory(_dir);
+    public void Dispose() { try { Directory.Delete(_dir, true); } catch { } }
+
+    private string JournalFile => Path.Combine(_dir, "c.journal.jsonl");
+
+    private static readonly CampaignDefinition Definition = new()
+    {
+        Name = "c", From = "news@example.com", Subject = "Hi {{FirstName}}", TextBody = "Body {{FirstName}}",
+        UnsubscribeUrl = "https://example.com/u?e={{Email}}", Created = DateTimeOffset.UnixEpoch,
+    };
+
+    private static Dictionary<string, object?> Row(string email, string name = "N") =>
+        new(StringComparer.OrdinalIgnoreCase) { ["Email"] = email, ["FirstName"] = name };
+
+    private sealed class Run : IDisposable
+    {
+        public readonly List<CampaignOutcome> Outcomes = new();
+        public readonly List<ScriptedTransport> Transports = new();
+        public CampaignRunner Runner = null!;
+        public CampaignJournal Journal = null!;
+        public void Dispose() => Journal.Dispose();
+    }
+
+    private Run Start(Func<int, Exception?>? outcome = null, CampaignOptions? options = null, CampaignDefinition? definition = null)
+    {
+        var run = new Run();
+        var previous = JournalSnapshot.Load(JournalFile);
+        run.Journal = CampaignJournal.Open(JournalFile);
+        if (previous.Definition == null) run.Journal.WriteDefinition(definition ?? Definition);
+        int sends = 0;
+        var opts = options ?? new CampaignOptions();
+        opts = opts with { Pacing = PacingOptions.None, Courier = opts.Courier with { Retry = new RetryOptions { MaxRetries = 0 } } };
+        run.Runner = new CampaignRunner(previous.Definition ?? definition ?? Definition, run.Journal, previous, _ =>
+        {
+            var t = new ScriptedTransport(TimeProvider.System, _ => (outcome ?? (_ => null))(Interlocked.Increment(ref sends)));
+            lock (run.Transports) run.Transports.Add(t);
+            return t;
+        }, opts, new ClockProbe(TimeProvider.System, _ => true), TimeProvider.System, new Random(1), null, o => { lock (run.Outcomes) run.Outcomes.Add(o); });
+        run.Runner.Start("test");
+        return run;
+    }
+
+    [Fact]
+    public async Task Every_row_is_sent_once_and_journaled()
+    {
+        using var run = Start();
+        for (int i = 1; i <= 20; i++) await run.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default);
+        var summary = await run.Runner.CompleteAsync();
+
+        Assert.Equal(CampaignState.Completed, summary.State);
+        Assert.Equal(20, summary.Sent);
+        Assert.Equal(20, run.Transports.Sum(t => t.AttemptTimes.Count));
+        Assert.All(run.Outcomes, o => Assert.Equal(CampaignRecipientStatus.Sent, o.Status));
+    }
+
+    [Fact]
+    public async Task Duplicates_by_normalised_address_are_sent_once_and_reported()
+    {
+        using var run = Start();
+        await run.Runner.SubmitAsync(Row("Ada@Example.com"), 1, default);
+        await run.Runner.SubmitAsync(Row("  ada@example.com "), 2, default);
+        await run.Runner.SubmitAsync(Row("Ada Lovelace <ADA@example.com>"), 3, default);
+        var summary = await run.Runner.CompleteAsync();
+
+        Assert.Equal(1, summary.Sent);
+        Assert.Equal(2, summary.Duplicates);
+        Assert.Equal(2, run.Outcomes.Count(o => o.Status == CampaignRecipientStatus.Duplicate));
+    }
+
+    [Fact]
+    public async Task A_missing_column_is_refused_before_anything_is_sent()
+    {
+        using var run = Start();
+        var ex = await Assert.ThrowsAsync<CampaignSetupException>(() => run.Runner.SubmitAsync(new Dictionary<string, object?> { ["Email"] = "a@example.com" }, 1, default));
+        Assert.Contains("{{FirstName}}", ex.Message);
+        Assert.Contains("Subject", ex.Message);
+        await run.Runner.CompleteAsync();
+        Assert.Empty(run.Transports.SelectMany(t => t.AttemptTimes));
+    }
+
+    [Fact]
+    public async Task A_bad_row_is_recorded_failed_and_the_campaign_goes_on()
+    {
+        using var run = Start();
+        await run.Runner.SubmitAsync(Row("not-an-address"), 1, default);
+        await run.Runner.SubmitAsync(Row("ok@example.com", "Ada\r\nBcc: x@example.com"), 2, default);
+        await run.Runner.SubmitAsync(Row("fine@example.com"), 3, default);
+        var summary = await run.Runner.CompleteAsync();
+
+        Assert.Equal(1, summary.Sent);
+        Assert.Equal(2, summary.Failed);
+        Assert.Equal(new[] { Messages.ValidationProblem.InvalidAddress, Messages.ValidationProblem.HeaderInjection },
+            run.Outcomes.Where(o => o.Problem != null).OrderBy(o => o.Row).Select(o => o.Problem!.Value));
+    }
+
+    [Fact]
+    public async Task An_authentication_failure_pauses_after_one_attempt()
+    {
+        var auth = new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.Authentication, "535 5.7.8 bad credentials"));
+        using var run = Start(_ => auth);
+        await run.Runner.SubmitAsync(Row("a@example.com"), 1, default);
+        await Task.Delay(200);
+        await Assert.ThrowsAsync<CampaignPausedException>(async () => { for (int i = 2; i < 100; i++) await run.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default); });
+        var summary = await run.Runner.CompleteAsync();
+
+        Assert.Equal(CampaignState.Paused, summary.State);
+        Assert.Contains("535", summary.PauseReason);
+        Assert.Equal(1, run.Transports.Sum(t => t.AttemptTimes.Count));
+        Assert.Equal(0, summary.Failed); // an auth failure is not the recipient's fault: deferred, sent on resume
+        Assert.Equal(1, summary.Deferred);
+    }
+
+    [Fact]
+    public async Task Ten_consecutive_transient_failures_pause_the_campaign()
+    {
+        using var run = Start(_ => ScriptedTransport.Transient("451 4.3.0 try later"));
+        await Assert.ThrowsAsync<CampaignPausedException>(async () => { for (int i = 1; i < 100; i++) { await run.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default); await Task.Delay(5); } });
+        var summary = await run.Runner.CompleteAsync();
+
+        Assert.Equal(CampaignState.Paused, summary.State);
+        Assert.Contains("10 messages in a row failed", summary.PauseReason);
+        Assert.InRange(run.Transports.Sum(t => t.AttemptTimes.Count), 10, 14);
+        Assert.True(summary.Remaining > 0);
+    }
+
+    [Fact]
+    public async Task Resume_skips_sent_reports_uncertain_and_sends_the_rest()
+    {
+        using (var first = Start())
+        {
+            for (int i = 1; i <= 5; i++) await first.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default);
+            await first.Runner.CompleteAsync();
+        }
+        // Simulate a crash in flight: a "sending" record without an outcome, and a pending row never sent.
+        using (var crash = CampaignJournal.Open(JournalFile))
+        {
+            crash.Pending("u6@example.com", 6, Row("u6@example.com"));
+            crash.Sending("u6@example.com", "u6@example.com");
+            crash.Pending("u7@example.com", 7, Row("u7@example.com"));
+        }
+
+        using var second = Start();
+        for (int i = 1; i <= 8; i++) await second.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default);
+        var summary = await second.Runner.CompleteAsync();
+
+        Assert.Equal(2, second.Transports.Sum(t => t.AttemptTimes.Count)); // u7 (pending) and u8 (new)
+        Assert.Equal(5, second.Runner.SkippedAlreadySent);
+        Assert.Single(second.Outcomes, o => o.Status == CampaignRecipientStatus.Uncertain && o.Key == "u6@example.com");
+        Assert.Equal(7, summary.Sent);
+        Assert.Equal(1, summary.Uncertain);
+    }
+
+    [Fact]
+    public async Task Resume_with_resend_uncertain_and_retry_failed_sends_those_too()
+    {
+        using (var first = Start())
+        {
+            await first.Runner.SubmitAsync(Row("bad@"), 1, default);
+            await first.Runner.CompleteAsync();
+        }
+        using (var crash = CampaignJournal.Open(JournalFile))
+        {
+            crash.Pending("u2@example.com", 2, Row("u2@example.com"));
+            crash.Sending("u2@example.com", "u2@example.com");
+        }
+        using var second = Start(options: new CampaignOptions { ResendUncertain = true, RetryFailed = true });
+        await second.Runner.SubmitAsync(Row("bad@"), 1, default);
+        await second.Runner.SubmitAsync(Row("u2@example.com"), 2, default);
+        await second.Runner.CompleteAsync();
+
+        Assert.Single(second.Outcomes, o => o.Key == "u2@example.com" && o.Status == CampaignRecipientStatus.Sent);
+        Assert.Single(second.Outcomes, o => o.Key == "bad@" && o.Status == CampaignRecipientStatus.Failed); // re-validated, still bad
+    }
+
+    [Fact]
+    public async Task The_journal_keeps_rows_so_a_resume_needs_no_input()
+    {
+        using (var first = Start(n => n >= 3 ? ScriptedTransport.Network() : null, new CampaignOptions { MaxConsecutiveFailures = 0 }))
+        {
+            for (int i = 1; i <= 4; i++) await first.Runner.SubmitAsync(Row($"u{i}@example.com", $"Name{i}"), i, default);
+            await first.Runner.CompleteAsync();
+        }
+        var rows = JournalSnapshot.PendingRows(JournalFile).ToList();
+        Assert.Equal(4, rows.Count);
+        Assert.Equal("Name3", rows[2].Data.Single(kv => kv.Key == "FirstName").Value);
+        var snapshot = JournalSnapshot.Load(JournalFile);
+        Assert.Equal(RecipientState.FailedTransient, snapshot.StateOf("u3@example.com"));
+        Assert.Equal(RecipientState.Sent, snapshot.StateOf("u1@example.com"));
+    }
+
+    [Fact]
+    public async Task Concurrency_opens_one_transport_per_worker()
+    {
+        using var run = Start(options: new CampaignOptions { Concurrency = 4 });
+        for (int i = 1; i <= 40; i++) await run.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default);
+        var summary = await run.Runner.CompleteAsync();
+        Assert.Equal(40, summary.Sent);
+        Assert.Equal(4, run.Transports.Count);
+        Assert.Equal(40, run.Transports.Sum(t => t.AttemptTimes.Count));
+    }
+
+    [Fact]
+    public async Task Unsubscribe_headers_carry_the_encoded_url_and_the_one_click_form()
+    {
+        var dir = Path.Combine(_dir, "out");
+        var previous = JournalSnapshot.Load(JournalFile);
+        using var journal = CampaignJournal.Open(JournalFile);
+        var definition = Definition with { UnsubscribeMailto = "unsub@example.com?subject=stop" };
+        journal.WriteDefinition(definition);
+        var runner = new CampaignRunner(definition, journal, previous, _ => new PickupDirectoryTransport(dir), new CampaignOptions { Pacing = PacingOptions.None },
+            new ClockProbe(TimeProvider.System, _ => true), TimeProvider.System, new Random(1), null, _ => { });
+        runner.Start("test");
+        await runner.SubmitAsync(Row("a+b@example.com"), 1, default);
+        await runner.CompleteAsync();
+
+        var raw = File.ReadAllText(Directory.GetFiles(dir, "*.eml").Single());
+        Assert.Contains("\r\n", raw);
+        var eml = System.Text.RegularExpressions.Regex.Replace(raw, "\r\n[ \t]+", " "); // unfold headers
+        Assert.Contains("List-Unsubscribe: <https://example.com/u?e=a%2Bb%40example.com>, <mailto:unsub@example.com?subject=stop>", eml);
+        Assert.Contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click", eml);
+        Assert.Empty(Directory.GetFiles(dir, "*.tmp"));
+    }
+}
+
+public sealed class JournalTests : IDisposable
+{
+    private readonly string _file = Path.Combine(Path.GetTempPath(), "rm-journal-" + Guid.NewGuid().ToString("n") + ".jsonl");
+    public void Dispose() { try { File.Delete(_file); } catch { } }
+
+    [Fact]
+    public void A_torn_last_line_is_ignored_and_the_next_writer_starts_a_fresh_line()
+    {
+        using (var j = CampaignJournal.Open(_file))
+        {
+            j.Pending("a@example.com", 1, null);
+            j.Sending("a@example.com", "a@example.com");
+            j.Sent("a@example.com", "<id@x>", "250 OK", 1, TimeSpan.FromMilliseconds(5));
+        }
+        File.AppendAllText(_file, "{\"at\":\"2026-01-01T00:00:00.000Z\",\"state\":\"sending\",\"key\":\"b@exa"); // torn by a crash
+        Assert.Equal(RecipientState.Sent, JournalSnapshot.Load(_file).StateOf("a@example.com"));
+        Assert.Null(JournalSnapshot.Load(_file).StateOf("b@example.com"));
+
+        using (var j = CampaignJournal.Open(_file)) j.Pending("c@example.com", 3, null);
+        var snapshot = JournalSnapshot.Load(_file);
+        Assert.Equal(RecipientState.Pending, snapshot.StateOf("c@example.com"));
+        Assert.Equal(1, snapshot.SkippedLines); // the torn line, now complete with a newline but not JSON
+    }
+
+    [Fact]
+    public void A_second_writer_is_refused_while_the_first_holds_the_journal()
+    {
+        using var first = CampaignJournal.Open(_file);
+        Assert.Throws<JournalLockedException>(() => CampaignJournal.Open(_file));
+    }
+
+    [Fact]
+    public void Sending_without_an_outcome_replays_as_sending()
+    {
+        using (var j = CampaignJournal.Open(_file))
+        {
+            j.Pending("a@example.com", 1, null);
+            j.Sending("a@example.com", "a@example.com");
+            j.Pending("b@example.com", 2, null);
+            j.Sending("b@example.com", "b@example.com");
+            j.Released("b@example.com");
+        }
+        var s = JournalSnapshot.Load(_file, withRecipients: true);
+        Assert.Equal(RecipientState.Sending, s.StateOf("a@example.com"));
+        Assert.Equal(RecipientState.Pending, s.StateOf("b@example.com"));
+        Assert.Equal("a@example.com", s.Recipients!["a@example.com"].To);
+    }
+
+    [Fact]
+    public void Records_are_one_json_object_per_line_and_never_hold_a_password()
+    {
+        using (var j = CampaignJournal.Open(_file))
+        {
+            j.WriteDefinition(new CampaignDefinition { Name = "n", From = "a@example.com", Transport = new TransportSettings { Host = "h", Port = 25, UserName = "alice" } });
+            j.Failed("a@example.com", true, "RecipientRejected", "550 \"no\" user", 1);
+        }
+        var lines = File.ReadAllLines(_file);
+        Assert.Equal(2, lines.Length);
+        foreach (var line in lines) System.Text.Json.JsonDocument.Parse(line).Dispose();
+        Assert.DoesNotContain("password", string.Join("\n", lines), StringComparison.OrdinalIgnoreCase);
+        Assert.Equal("alice", JournalSnapshot.Load(_file).Definition!.Transport.UserName);
+    }
+}
+
+public class RateLimiterTests
+{
+    [Theory]
+    [InlineData("50/second", 50, 1)]
+    [InlineData("100/min", 100, 60)]
+    [InlineData("1000/hour", 1000, 3600)]
+    [InlineData("10000/day", 10000, 86400)]
+    [InlineData("30/10s", 30, 10)]
+    [InlineData("5 per minute", 5, 60)]
+    public void Rates_parse(string text, int count, double seconds)
+    {
+        var r = RateLimit.Parse(text);
+        Assert.Equal(count, r.Count);
+        Assert.Equal(TimeSpan.FromSeconds(seconds), r.Window);
+    }
+
+    [Theory]
+    [InlineData("fast")]
+    [InlineData("0/second")]
+    [InlineData("10/fortnight")]
+    public void Bad_rates_are_refused(string text) => Assert.Throws<FormatException>(() => RateLimit.Parse(text));
+
+    [Fact]
+    public async Task Never_more_than_the_limit_in_any_window_and_at_least_95_percent_of_it()
+    {
+        var time = new FakeTimeProvider();
+        TimeSpan? requested = null;
+        var limiter = new SlidingWindowLimiter(new RateLimit(50, TimeSpan.FromSeconds(1)), time, e => requested = e.Limit);
+        var start = time.GetUtcNow();
+        var grants = new List<TimeSpan>();
+        // One waiter after another, as the campaign's single dispatch turn asks. The clock moves exactly as far as the limiter asks.
+        for (int i = 0; i < 1000; i++)
+        {
+            requested = null;
+            var wait = limiter.WaitAsync(default);
+            if (!wait.IsCompleted)
+            {
+                Assert.NotNull(requested); // it said how long it waits
+                time.Advance(requested!.Value);
+                await wait.WaitAsync(TimeSpan.FromSeconds(5));
+            }
+            grants.Add(time.GetUtcNow() - start);
+        }
+
+        var sorted = grants.OrderBy(g => g).ToArray();
+        for (int i = 50; i < sorted.Length; i++)
+            Assert.True(sorted[i] - sorted[i - 50] >= TimeSpan.FromSeconds(1), $"grant {i} came {(sorted[i] - sorted[i - 50]).TotalMilliseconds} ms after grant {i - 50}");
+        var rate = 1000 / sorted[^1].TotalSeconds;
+        Assert.True(rate >= 0.95 * 50 * (19.0 / 20), $"rate {rate:0.0}/s"); // 1000 grants span 19 full windows
+        Assert.True(1000 / (sorted[^1].TotalSeconds + 1) >= 0.95 * 50, $"rate {rate:0.0}/s");
+    }
+}
+
+public class CsvTests
+{
+    [Fact]
+    public void Quoted_fields_with_commas_quotes_and_line_breaks_are_read_whole()
+    {
+        var text = "Email,Name,Note\r\na@example.com,\"Lovelace, Ada\",\"said \"\"hi\"\"\nthen left\"\nb@example.com,Bob,\n";
+        using var csv = new CsvRecords(new StringReader(text));
+        var rows = csv.Rows().ToList();
+        Assert.Equal(new[] { "Email", "Name", "Note" }, csv.Header);
+        Assert.Equal(2, rows.Count);
+        Assert.Equal("Lovelace, Ada", rows[0][1].Value);
+        Assert.Equal("said \"hi\"\nthen left", rows[0][2].Value);
+        Assert.Equal("", rows[1][2].Value);
+    }
+
+    [Fact]
+    public void An_empty_file_and_a_header_only_file_have_no_rows()
+    {
+        using (var empty = new CsvRecords(new StringReader(""))) { Assert.Empty(empty.Header); Assert.Empty(empty.Rows()); }
+        using (var header = new CsvRecords(new StringReader("Email,Name\r\n"))) { Assert.Equal(2, header.Header.Count); Assert.Empty(header.Rows()); }
+    }
+
+    [Fact]
+    public void Rows_are_counted_without_keeping_them()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "\uFEFFEmail,Name\n" + string.Concat(Enumerable.Range(0, 1000).Select(i => $"u{i}@example.com,\"N\n{i}\"\n")));
+            Assert.Equal(1000, CsvRecords.CountRows(file));
+            using var csv = CsvRecords.Open(file);
+            Assert.Equal("Email", csv.Header[0]);
+        }
+        finally { File.Delete(file); }
+    }
+}
