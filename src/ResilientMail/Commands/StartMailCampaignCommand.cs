@@ -80,7 +80,7 @@ namespace ResilientMail.Commands
             if (exists && !Resume && !Force && !_dryRun) ConfirmContinue(journalPath);
 
             var definition = _previous.Definition ?? NewDefinition();
-            if (exists && (From != null || Subject != null || Body != null || HtmlBody != null || BodyPath != null || HtmlBodyPath != null))
+            if (exists && TemplatesDiffer(definition))
                 WriteWarning($"Campaign '{Name}' continues with the templates it started with; to change them, Remove-MailCampaign and start again.");
             _transport = Transport ?? TransportFromJournal(definition);
             var options = new CampaignOptions
@@ -108,7 +108,8 @@ namespace ResilientMail.Commands
             if (ParameterSetName == "Path")
             {
                 using var csv = CsvRecords.Open(GetUnresolvedProviderPathFromPSPath(Path));
-                Guard(() => _runner.CheckColumns(csv.Header));
+                if (csv.Header.Count == 0) WriteWarning($"{Path} is empty: there is nothing to send.");
+                else Guard(() => _runner.CheckColumns(csv.Header));
             }
             WriteVerbose($"Campaign '{Name}': journal {journalPath}; {(exists ? $"resuming ({_previous.Count(RecipientState.Sent)} already sent)" : "new")}; via {_transport}; " +
                          $"{Concurrency} connection(s){(options.RateLimit != null ? ", at most " + options.RateLimit : "")}.");
@@ -129,11 +130,23 @@ namespace ResilientMail.Commands
                 using var csv = CsvRecords.Open(GetUnresolvedProviderPathFromPSPath(Path));
                 foreach (var row in csv.Rows()) Submit(Template.Row(row));
             }
-            else if (!_received && _previous!.Definition != null)
+            else if (!_received && _previous!.Definition is CampaignDefinition definition)
             {
-                // Resumed by name alone: the rows come from the journal itself.
-                if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, _previous.Rows);
-                foreach (var row in JournalSnapshot.PendingRows(_previous.Path)) Submit(Template.Row(row.Data));
+                if (definition.SourcePath != null && File.Exists(definition.SourcePath))
+                {
+                    // Resumed by name alone from a CSV campaign: read the file again (rows added to it are sent too).
+                    if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, CsvRecords.CountRows(definition.SourcePath));
+                    using var csv = CsvRecords.Open(definition.SourcePath);
+                    foreach (var row in csv.Rows()) Submit(Template.Row(row));
+                }
+                else
+                {
+                    // Resumed by name alone: the rows come from the journal itself.
+                    if (definition.SourcePath == null && !_previous.Completed)
+                        WriteWarning($"Campaign '{Name}' took its rows from the pipeline: rows an earlier run never read are not in the journal. Pipe the same input again with -Resume to send those too.");
+                    if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, _previous.Rows);
+                    foreach (var row in JournalSnapshot.PendingRows(_previous.Path)) Submit(Template.Row(row.Data));
+                }
             }
             if (_runner == null) return;
             var summary = Await(token => _runner.CompleteAsync());
@@ -209,6 +222,10 @@ namespace ResilientMail.Commands
                 ErrorDetails = new ErrorDetails(message) { RecommendedAction = resume },
             });
         }
+
+        private bool TemplatesDiffer(CampaignDefinition d) =>
+            From != null && From != d.From || Subject != null && Subject != d.Subject || Body != null && Body != d.TextBody || HtmlBody != null && HtmlBody != d.HtmlBody ||
+            BodyPath != null && ReadTemplate(BodyPath) != d.TextBody || HtmlBodyPath != null && ReadTemplate(HtmlBodyPath) != d.HtmlBody;
 
         private CampaignDefinition NewDefinition()
         {
