@@ -62,6 +62,41 @@ try {
     $ok = $held.Count -eq $rows.Count -and $unique.Count -eq $rows.Count -and $sent -eq $rows.Count
     if (-not $ok) { Write-Host 'Demo FAILED: the server does not hold every message exactly once.' -ForegroundColor Red; exit 1 }
     Write-Host 'Every message arrived exactly once, through the outage.' -ForegroundColor Green
+
+    # ---- Act 2: a campaign that pauses past its wait limit, and resumes from its journal ----
+    $env:RESILIENTMAIL_DATA = Join-Path $data 'journals'
+    Clear-Smtp4dev $server
+    $campaign = 'demo-newsletter'
+    $transport = New-MailTransport -SmtpServer 127.0.0.1 -Port $server.SmtpPort
+    Write-Host "`nAct 2: Start-MailCampaign '$campaign' from examples/recipients.csv. The server goes away for longer than the campaign's 6-second wait limit." -ForegroundColor Cyan
+    $watcher = Start-ThreadJob -ArgumentList (Join-Path $repo 'build/Smtp4dev.psm1'), $server {
+        param($helpers, $server)
+        Import-Module $helpers
+        while (@(Get-Smtp4devMessage $server).Count -lt 10) { Start-Sleep -Milliseconds 100 }
+        Stop-Smtp4dev $server
+    }
+    try {
+        Start-MailCampaign -Name $campaign -Path (Join-Path $PSScriptRoot 'recipients.csv') -Transport $transport -From 'News <news@example.com>' `
+            -Subject 'News for {{FirstName}}' -BodyPath (Join-Path $PSScriptRoot 'body.txt') -UnsubscribeUrl 'https://example.com/unsub?e={{Email}}' `
+            -MinGap 0.2 -MaxGap 0.5 -BatchSize 0 -ConnectionCheckInterval 2 -ConnectionWaitTimeout 6 -WarningAction SilentlyContinue -ErrorAction SilentlyContinue | Out-Null
+    }
+    catch {
+        Write-Host ">>> $($_.Exception.Message)" -ForegroundColor Magenta
+    }
+    $watcher | Receive-Job -Wait -AutoRemoveJob
+    Get-MailCampaign -Name $campaign | Format-Table Name, State, Sent, Uncertain, Remaining | Out-Host
+    Write-Host 'Starting the server again and resuming the campaign by its name alone...' -ForegroundColor Cyan
+    $server = Start-Smtp4dev -SmtpPort $server.SmtpPort -WebPort $server.WebPort -Persistent -DataDirectory $data
+    $summary = Start-MailCampaign -Name $campaign -Resume -MinGap 0.1 -MaxGap 0.3 -WarningAction SilentlyContinue | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }
+    $summary | Format-List Name, State, Sent, Failed, Uncertain, Remaining, SentThisRun, JournalPath | Out-Host
+    $held = @(Get-Smtp4devMessage $server)
+    $uncertain = @(Get-MailCampaign -Name $campaign -Recipients -Status Uncertain).Key
+    $unique = @($held.to | Sort-Object -Unique)
+    Write-Host "The server holds $($held.Count) campaign messages for $($unique.Count) distinct recipients (expected $($rows.Count), each once$(if ($uncertain) { "; $($uncertain.Count) reported Uncertain" }))." -ForegroundColor Cyan
+    $ok = $held.Count -eq $unique.Count -and ($unique.Count + $uncertain.Count) -ge $rows.Count -and $summary.State -eq 'Completed'
+    if (-not $ok) { Write-Host 'Demo FAILED: the campaign did not deliver every recipient exactly once.' -ForegroundColor Red; exit 1 }
+    Write-Host 'The campaign lost nobody and sent nobody twice.' -ForegroundColor Green
+    Write-Host "smtp4dev web page: $($server.ApiUrl)" -ForegroundColor Cyan
     if (-not [Console]::IsInputRedirected -and -not $env:CI) {
         Write-Host "Open $($server.ApiUrl) to read the messages; press Enter to stop smtp4dev." -ForegroundColor Yellow
         $null = [Console]::ReadLine()

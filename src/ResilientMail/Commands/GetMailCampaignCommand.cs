@@ -47,7 +47,10 @@ namespace ResilientMail.Commands
                 var name = snapshot.Definition?.Name ?? CampaignInfo.NameFromPath(path);
                 if (!Recipients)
                 {
-                    WriteObject(CampaignInfo.From(snapshot, CampaignInfo.StateOf(snapshot)));
+                    // A CSV campaign can say how many rows it has not read yet.
+                    var source = snapshot.Definition?.SourcePath;
+                    long unread = source != null && File.Exists(source) ? System.Math.Max(0, CsvRecords.CountRows(source) - snapshot.Rows - snapshot.Duplicates) : 0;
+                    WriteObject(CampaignInfo.From(snapshot, CampaignInfo.StateOf(snapshot), unread));
                     continue;
                 }
                 foreach (var r in snapshot.Recipients!.Values.OrderBy(r => r.Row))

@@ -168,7 +168,8 @@ namespace ResilientMail.Commands
             }
             try
             {
-                Await(token => _runner!.SubmitAsync(row, _rows, token));
+                try { Await(token => _runner!.SubmitAsync(row, _rows, token)); }
+                catch (CampaignPausedException) { _rows--; throw; } // this row was not taken: it counts as not yet read
             }
             catch (CampaignSetupException ex)
             {

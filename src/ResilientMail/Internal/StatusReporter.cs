@@ -56,6 +56,9 @@ namespace ResilientMail.Internal
                 case DeliveryEventKind.Pause:
                     StartWait("Pausing between batches", TimeSpan.Zero, e.Limit ?? TimeSpan.Zero);
                     break;
+                case DeliveryEventKind.RateLimit:
+                    if ((e.Limit ?? TimeSpan.Zero) >= TimeSpan.FromSeconds(1)) StartWait("Rate limit", TimeSpan.Zero, e.Limit ?? TimeSpan.Zero);
+                    break;
                 case DeliveryEventKind.Attempt:
                 case DeliveryEventKind.Delivered:
                 case DeliveryEventKind.Failed:
@@ -114,6 +117,11 @@ namespace ResilientMail.Internal
                 status = _waitLabel == "Waiting for connection"
                     ? $"Waiting for connection ({Clock(elapsed)} of {Clock(_waitLimit)})"
                     : $"{_waitLabel} ({Clock(_waitLimit - elapsed)})";
+            }
+            else if (Total is int all && all > 0)
+            {
+                status = $"Sent {Sent} of {all}" + (Failed > 0 ? $", failed {Failed}" : "") + (Uncertain > 0 ? $", uncertain {Uncertain}" : "") +
+                         $", remaining {Math.Max(0, all - Done)}" + (_current.Length > 0 ? $" - {_current}" : "");
             }
             else
             {
