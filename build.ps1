@@ -1,7 +1,7 @@
 #!/usr/bin/env pwsh
 <#
 .SYNOPSIS
-    The one entry point: Build | Test | Demo | Docs | Clean.
+    The one entry point: Build | Test | Demo | Docs | Bench | Clean.
 .DESCRIPTION
     Run through the pinned local PowerShell:  dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
     Build writes the loadable module to out/ResilientMail. Test runs the xunit tests and the Pester
@@ -10,12 +10,14 @@
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Docs', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Docs', 'Bench', 'Clean')]
     [string]$Task = 'Build',
     [ValidateSet('Debug', 'Release')]
     [string]$Configuration = 'Release',
     # Pester tests to run (a path or wildcard under tests/); all by default.
-    [string]$PesterPath = 'tests'
+    [string]$PesterPath = 'tests',
+    # Bench: a short run (about a minute or two) instead of the full one.
+    [switch]$Quick
 )
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
@@ -142,6 +144,13 @@ function Invoke-Demo {
     if ($code -ne 0) { exit $code }
 }
 
+function Invoke-Bench {
+    Invoke-Build
+    Invoke-Dotnet build (Join-Path $Root 'bench/BenchTool/BenchTool.csproj') -c Release --nologo -v q
+    $code = Invoke-ChildPwsh "& '$Root/bench/Bench.ps1' -ModulePath '$ModuleOut/ResilientMail.psd1' $(if ($Quick) { '-Quick' })"
+    if ($code -ne 0) { exit $code }
+}
+
 function Invoke-Clean {
     foreach ($p in @($Out) + (Get-ChildItem $Root -Recurse -Directory -Include bin, obj -ErrorAction SilentlyContinue | Where-Object FullName -notmatch 'node_modules').FullName) {
         if ($p -and (Test-Path $p)) { Remove-Item -Recurse -Force $p }
@@ -154,5 +163,6 @@ switch ($Task) {
     'Docs' { Invoke-Docs }
     'Test' { Invoke-Test }
     'Demo' { Invoke-Demo }
+    'Bench' { Invoke-Bench }
     'Clean' { Invoke-Clean }
 }

@@ -1,0 +1,153 @@
+<#
+.SYNOPSIS
+    Side-by-side benchmarks (build.ps1 -Task Bench [-Quick]). Not tests: they print ratios measured in one run.
+.DESCRIPTION
+    Everything runs on this machine against a loopback SMTP sink (bench/BenchTool sink) that answers at once
+    (0 ms) or holds each reply batch 20 ms (a simulated round trip). Every figure is compared with a baseline
+    measured in the same run; each cell is the median of several runs with min and max.
+    Writes bench/results/latest.md, latest.json and latest.png.
+#>
+param(
+    [Parameter(Mandatory)][string]$ModulePath,
+    [switch]$Quick
+)
+$ErrorActionPreference = 'Stop'
+$root = Split-Path -Parent $PSScriptRoot
+$tool = Join-Path $PSScriptRoot 'BenchTool/bin/Release/net10.0/BenchTool.dll'
+$results = Join-Path $PSScriptRoot 'results'
+$work = Join-Path ([IO.Path]::GetTempPath()) "rm-bench-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
+$null = New-Item -ItemType Directory -Force -Path $results, $work
+$runs = 3
+$n0 = if ($Quick) { 300 } else { 3000 }          # messages at 0 ms
+$n20 = if ($Quick) { 40 } else { 200 }           # messages at 20 ms
+$memRows = if ($Quick) { @(10000, 100000) } else { @(100000, 1000000) }
+
+$exe = [Environment]::ProcessPath
+$pre = if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { @((Join-Path $PSHOME 'pwsh.dll')) } else { @() }
+
+function Start-Sink([int]$DelayMs) {
+    $psi = [System.Diagnostics.ProcessStartInfo]::new('dotnet')
+    foreach ($a in @($tool, 'sink', '--port', '0', '--delay-ms', "$DelayMs")) { $psi.ArgumentList.Add($a) }
+    $psi.RedirectStandardInput = $true; $psi.RedirectStandardOutput = $true; $psi.UseShellExecute = $false
+    $p = [System.Diagnostics.Process]::Start($psi)
+    $line = $p.StandardOutput.ReadLine()
+    if ($line -notmatch '^READY (\d+)') { throw "sink did not start: $line" }
+    [pscustomobject]@{ Process = $p; Port = [int]$Matches[1]; Delay = $DelayMs }
+}
+
+function Stop-Sink($sink) { $sink.Process.StandardInput.Close(); if (-not $sink.Process.WaitForExit(5000)) { $sink.Process.Kill() } }
+
+function Invoke-Child([string[]]$Arguments) {
+    $out = & $exe @pre -NoProfile -NonInteractive -File (Join-Path $PSScriptRoot 'Scenario.ps1') @Arguments 2>&1
+    $json = $out | Where-Object { "$_" -match '^\{.*"seconds"' } | Select-Object -Last 1
+    if (-not $json) { throw "Scenario failed: $($Arguments -join ' ')`n$($out -join "`n")" }
+    $json | ConvertFrom-Json
+}
+
+function Invoke-Bare($sink, [int]$Count) {
+    $json = & dotnet $tool bare --port $sink.Port --count $Count
+    $json | ConvertFrom-Json
+}
+
+function Measure-Case([string]$Label, [int]$Delay, [scriptblock]$Run) {
+    $samples = foreach ($i in 1..$runs) { & $Run }
+    $rates = @($samples | ForEach-Object { $_.count / $_.seconds } | Sort-Object)
+    $median = $rates[[int][Math]::Floor($rates.Count / 2)]
+    Write-Host ("{0,-40} {1,3} ms  {2,9:0.0} msg/s  ({3:0.0} - {4:0.0})" -f $Label, $Delay, $median, $rates[0], $rates[-1])
+    [pscustomobject]@{ label = $Label; delay = $Delay; count = $samples[0].count; median = $median; min = $rates[0]; max = $rates[-1]
+        peakMB = ($samples | Measure-Object peakMB -Maximum).Maximum }
+}
+
+Write-Host "== Benchmarks ($(if ($Quick) { 'quick' } else { 'full' }): $runs runs each)" -ForegroundColor Cyan
+$cases = [System.Collections.Generic.List[object]]::new()
+$sinks = @{ 0 = (Start-Sink 0); 20 = (Start-Sink 20) }
+try {
+    foreach ($delay in 0, 20) {
+        $s = $sinks[$delay]; $n = if ($delay -eq 0) { $n0 } else { $n20 }
+        $smmCount = [Math]::Max(20, [int]($n / 5))
+        $cases.Add((Measure-Case 'Bare MailKit loop (1 connection)' $delay { Invoke-Bare $s $n }))
+        $cases.Add((Measure-Case 'Send-MailMessage loop' $delay { Invoke-Child @('-Scenario', 'SendMailMessage', '-Port', $s.Port, '-Count', $smmCount) }))
+        $cases.Add((Measure-Case 'Send-ResilientMail (pipeline)' $delay { Invoke-Child @('-Scenario', 'SendResilientMail', '-ModulePath', $ModulePath, '-Port', $s.Port, '-Count', $n) }))
+        foreach ($c in 1, 4, 8) {
+            $cases.Add((Measure-Case "Start-MailCampaign -Concurrency $c" $delay { Invoke-Child @('-Scenario', 'Campaign', '-ModulePath', $ModulePath, '-Port', $s.Port, '-Count', $n, '-Concurrency', $c, '-WorkDir', $work) }))
+        }
+    }
+    # Rate limit: 50/second for about 20 s (10 s in quick mode) against the 0 ms sink.
+    $rlCount = if ($Quick) { 500 } else { 1000 }
+    $rl = Invoke-Child @('-Scenario', 'CampaignRateLimited', '-ModulePath', $ModulePath, '-Port', $sinks[0].Port, '-Count', $rlCount, '-RateLimit', '50/second', '-WorkDir', $work)
+    Write-Host ("Rate limit 50/second: achieved {0:0.00}/s, busiest 1 s window {1}" -f $rl.rate, $rl.maxInAnySecond)
+}
+finally { $sinks.Values | ForEach-Object { Stop-Sink $_ } }
+
+# The engine's own cost and memory: a CSV campaign through the pickup transport (no network).
+$memory = foreach ($rowsCount in $memRows) {
+    $csv = Join-Path $work "rows-$rowsCount.csv"
+    $w = [IO.StreamWriter]::new($csv)
+    $w.WriteLine('Email,FirstName')
+    for ($i = 1; $i -le $rowsCount; $i++) { $w.WriteLine("r$i@example.com,N$i") }
+    $w.Dispose()
+    $r = Invoke-Child @('-Scenario', 'PickupCsv', '-ModulePath', $ModulePath, '-Csv', $csv, '-WorkDir', $work)
+    Write-Host ("Pickup campaign, {0:N0} rows: {1:0} rows/s, peak working set {2:0} MB" -f $rowsCount, ($r.count / $r.seconds), $r.peakMB)
+    Remove-Item -Recurse -Force (Join-Path $work 'pickup-*') -ErrorAction SilentlyContinue
+    [pscustomobject]@{ rows = $rowsCount; rate = $r.count / $r.seconds; peakMB = $r.peakMB }
+}
+
+# Import time: median of 10 fresh processes, against a bare start.
+function Measure-Start([string]$Command) {
+    $t = foreach ($i in 1..10) { $c = [Diagnostics.Stopwatch]::StartNew(); & $exe @pre -NoProfile -NonInteractive -Command $Command | Out-Null; $c.Elapsed.TotalMilliseconds }
+    ($t | Sort-Object)[5]
+}
+$bareStart = Measure-Start 'exit'
+$importStart = Measure-Start "Import-Module '$ModulePath'; exit"
+Write-Host ("Import-Module adds {0:0} ms to a bare start ({1:0} ms)" -f ($importStart - $bareStart), $bareStart)
+Remove-Item -Recurse -Force $work -ErrorAction SilentlyContinue
+
+function Get-Case([string]$Label, [int]$Delay) { $cases | Where-Object { $_.label -eq $Label -and $_.delay -eq $Delay } }
+function Ratio([string]$A, [string]$B, [int]$Delay) { (Get-Case $A $Delay).median / (Get-Case $B $Delay).median }
+$srm = 'Send-ResilientMail (pipeline)'; $smm = 'Send-MailMessage loop'; $bare = 'Bare MailKit loop (1 connection)'
+$targets = @(
+    @{ What = 'Send-ResilientMail vs bare MailKit, 0 ms'; Value = (Ratio $srm $bare 0); Goal = '>= 0.9x'; Met = (Ratio $srm $bare 0) -ge 0.9 }
+    @{ What = 'Send-ResilientMail vs Send-MailMessage, 0 ms'; Value = (Ratio $srm $smm 0); Goal = '>= 20x'; Met = (Ratio $srm $smm 0) -ge 20 }
+    @{ What = 'Send-ResilientMail vs Send-MailMessage, 20 ms'; Value = (Ratio $srm $smm 20); Goal = '>= 2x'; Met = (Ratio $srm $smm 20) -ge 2 }
+    @{ What = 'Campaign -Concurrency 1 (journal on) vs Send-ResilientMail, 0 ms'; Value = (Ratio 'Start-MailCampaign -Concurrency 1' $srm 0); Goal = '>= 0.8x'; Met = (Ratio 'Start-MailCampaign -Concurrency 1' $srm 0) -ge 0.8 }
+    @{ What = 'Campaign -Concurrency 8 vs -Concurrency 1, 20 ms'; Value = (Ratio 'Start-MailCampaign -Concurrency 8' 'Start-MailCampaign -Concurrency 1' 20); Goal = '>= 5x'; Met = (Ratio 'Start-MailCampaign -Concurrency 8' 'Start-MailCampaign -Concurrency 1' 20) -ge 5 }
+    @{ What = 'Campaign -Concurrency 8 vs Send-MailMessage, 20 ms'; Value = (Ratio 'Start-MailCampaign -Concurrency 8' $smm 20); Goal = '>= 10x'; Met = (Ratio 'Start-MailCampaign -Concurrency 8' $smm 20) -ge 10 }
+    @{ What = "Peak working set, $('{0:N0}' -f $memRows[-1]) rows (pickup)"; Value = $memory[-1].peakMB; Goal = '< 250 MB'; Met = $memory[-1].peakMB -lt 250; Unit = 'MB' }
+    @{ What = "Peak working set growth, $('{0:N0}' -f $memRows[0]) -> $('{0:N0}' -f $memRows[-1]) rows"; Value = $memory[-1].peakMB / $memory[0].peakMB; Goal = 'flat (< 1.5x)'; Met = ($memory[-1].peakMB / $memory[0].peakMB) -lt 1.5 }
+    @{ What = 'Import-Module added to a bare pwsh start'; Value = $importStart - $bareStart; Goal = '< 400 ms'; Met = ($importStart - $bareStart) -lt 400; Unit = 'ms' }
+    @{ What = 'Rate limit 50/second: achieved rate / limit'; Value = $rl.rate / 50; Goal = '>= 0.98x'; Met = ($rl.rate / 50) -ge 0.98 }
+    @{ What = 'Rate limit 50/second: busiest 1 s window'; Value = $rl.maxInAnySecond; Goal = '<= 50'; Met = $rl.maxInAnySecond -le 50; Unit = 'msgs' }
+)
+
+$md = [System.Text.StringBuilder]::new()
+$null = $md.AppendLine("# Benchmarks ($(if ($Quick) { 'quick' } else { 'full' }), $(Get-Date -Format 'yyyy-MM-dd HH:mm'), $([Environment]::ProcessorCount) cores)")
+$null = $md.AppendLine()
+$null = $md.AppendLine('Loopback SMTP sink (PIPELINING, 8BITMIME); pacing off everywhere; the same message. Median of ' + $runs + ' runs (min - max). Ratios are against the bare MailKit loop at the same sink delay, measured in the same run.')
+$null = $md.AppendLine()
+$null = $md.AppendLine('| Case | Sink delay | Messages | msg/s median (min - max) | vs bare MailKit |')
+$null = $md.AppendLine('| --- | ---: | ---: | ---: | ---: |')
+foreach ($c in $cases) {
+    $ratio = $c.median / (Get-Case $bare $c.delay).median
+    $c | Add-Member ratio $ratio
+    $null = $md.AppendLine(('| {0} | {1} ms | {2} | {3:0.0} ({4:0.0} - {5:0.0}) | {6:0.00}x |' -f $c.label, $c.delay, $c.count, $c.median, $c.min, $c.max, $ratio))
+}
+$null = $md.AppendLine()
+$null = $md.AppendLine('| Target | Measured | Goal | Met |')
+$null = $md.AppendLine('| --- | ---: | --- | --- |')
+foreach ($t in $targets) {
+    $value = if ($t.Unit) { '{0:0.#} {1}' -f $t.Value, $t.Unit } else { '{0:0.00}x' -f $t.Value }
+    $null = $md.AppendLine("| $($t.What) | $value | $($t.Goal) | $(if ($t.Met) { 'yes' } else { '**no**' }) |")
+}
+$null = $md.AppendLine()
+foreach ($m in $memory) { $null = $md.AppendLine(('Pickup-transport campaign, {0:N0} CSV rows: {1:0} rows/s, peak working set {2:0} MB.' -f $m.rows, $m.rate, $m.peakMB)) }
+$null = $md.AppendLine(('Rate limit 50/second: achieved {0:0.00}/s; busiest 1 s window: {1} messages.' -f $rl.rate, $rl.maxInAnySecond))
+$null = $md.AppendLine(('Module import: {0:0} ms added to a bare start of {1:0} ms (median of 10).' -f ($importStart - $bareStart), $bareStart))
+$null = $md.AppendLine()
+$null = $md.AppendLine('Reproduce: `dotnet tool restore && dotnet pwsh ./build.ps1 -Task Bench` (add `-Quick` for a short run).')
+Set-Content -Path (Join-Path $results 'latest.md') -Value $md.ToString() -Encoding utf8NoBOM
+$cases | Select-Object label, delay, count, median, min, max, ratio, peakMB | ConvertTo-Json | Set-Content (Join-Path $results 'latest.json')
+$chartIn = Join-Path $work-chart.json
+$cases | ForEach-Object { [pscustomobject]@{ label = "$($_.label) @$($_.delay)ms"; ratio = $_.ratio } } | ConvertTo-Json | Set-Content $chartIn
+& dotnet $tool chart --in $chartIn --out (Join-Path $results 'latest.png')
+Remove-Item $chartIn -ErrorAction SilentlyContinue
+Write-Host (Get-Content (Join-Path $results 'latest.md') -Raw)

@@ -1,0 +1,57 @@
+<#
+  One benchmark run in a fresh process. Prints one JSON line: seconds (the sending part only), count,
+  peakMB (this process's peak working set). Called by Bench.ps1; not a test.
+#>
+param(
+    [Parameter(Mandatory)][string]$Scenario,
+    [string]$ModulePath,
+    [int]$Port,
+    [int]$Count = 100,
+    [int]$Concurrency = 1,
+    [string]$Csv,
+    [string]$WorkDir = ([IO.Path]::GetTempPath()),
+    [string]$RateLimit
+)
+$ErrorActionPreference = 'Stop'
+$WarningPreference = 'SilentlyContinue'
+$ProgressPreference = 'SilentlyContinue'
+if ($ModulePath) { Import-Module $ModulePath }
+$env:RESILIENTMAIL_DATA = Join-Path $WorkDir "data-$([guid]::NewGuid().ToString('n'))"
+$rows = if (-not $Csv) { 1..$Count | ForEach-Object { [pscustomobject]@{ Email = "r$_@example.com"; FirstName = "N$_" } } }
+$body = "A benchmark message body.`r`nSecond line."
+$clock = [System.Diagnostics.Stopwatch]::StartNew()
+switch ($Scenario) {
+    'SendMailMessage' {
+        foreach ($r in $rows) { Send-MailMessage -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -To $r.Email -Subject "Bench $($r.FirstName)" -Body $body }
+    }
+    'SendResilientMail' {
+        $null = $rows | Send-ResilientMail -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay
+    }
+    'Campaign' {
+        $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $Port
+        $null = $rows | Start-MailCampaign -Name bench -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -Concurrency $Concurrency
+    }
+    'CampaignRateLimited' {
+        $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $Port
+        $null = $rows | Start-MailCampaign -Name bench -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -RateLimit $RateLimit
+    }
+    'PickupCsv' {
+        $t = New-MailTransport -PickupDirectory (Join-Path $WorkDir "pickup-$([guid]::NewGuid().ToString('n'))")
+        $null = Start-MailCampaign -Name bench -Path $Csv -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay
+    }
+    default { throw "Unknown scenario $Scenario" }
+}
+$seconds = $clock.Elapsed.TotalSeconds
+$peak = [System.Diagnostics.Process]::GetCurrentProcess().PeakWorkingSet64 / 1MB
+$extra = @{}
+if ($Scenario -eq 'CampaignRateLimited') {
+    # Start times of every send, from the journal (ms resolution): the achieved rate and the busiest 1 s window.
+    $times = Get-Content (Get-ChildItem -Recurse $env:RESILIENTMAIL_DATA -Filter *.jsonl).FullName |
+        Where-Object { $_ -match '"state":"sending"' } | ForEach-Object { [DateTimeOffset]::Parse(($_ | ConvertFrom-Json).at).ToUnixTimeMilliseconds() } | Sort-Object
+    $max = 0; $j = 0
+    for ($i = 0; $i -lt $times.Count; $i++) { while ($times[$i] - $times[$j] -ge 1000) { $j++ }; $max = [Math]::Max($max, $i - $j + 1) }
+    $extra = @{ maxInAnySecond = $max; rate = ($times.Count - 1) / (($times[-1] - $times[0]) / 1000.0) }
+}
+if (-not $Csv) { $n = $Count } else { $n = (Get-Content $Csv | Measure-Object -Line).Lines - 1 }
+Remove-Item -Recurse -Force $env:RESILIENTMAIL_DATA -ErrorAction SilentlyContinue
+([ordered]@{ seconds = $seconds; count = $n; peakMB = [Math]::Round($peak, 1) } + $extra) | ConvertTo-Json -Compress
