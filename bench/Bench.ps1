@@ -23,7 +23,7 @@ $n20 = if ($Quick) { 40 } else { 200 }           # messages at 20 ms
 $memRows = if ($Quick) { @(10000, 100000) } else { @(100000, 1000000) }
 
 $exe = [Environment]::ProcessPath
-$pre = if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { @((Join-Path $PSHOME 'pwsh.dll')) } else { @() }
+[string[]]$pre = if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { @((Join-Path $PSHOME 'pwsh.dll')) } else { @() }
 
 function Start-Sink([int]$DelayMs) {
     $psi = [System.Diagnostics.ProcessStartInfo]::new('dotnet')
@@ -146,7 +146,7 @@ $null = $md.AppendLine()
 $null = $md.AppendLine('Reproduce: `dotnet tool restore && dotnet pwsh ./build.ps1 -Task Bench` (add `-Quick` for a short run).')
 Set-Content -Path (Join-Path $results 'latest.md') -Value $md.ToString() -Encoding utf8NoBOM
 $cases | Select-Object label, delay, count, median, min, max, ratio, peakMB | ConvertTo-Json | Set-Content (Join-Path $results 'latest.json')
-$chartIn = Join-Path $work-chart.json
+$chartIn = Join-Path ([IO.Path]::GetTempPath()) "rm-chart-$PID.json"
 $cases | ForEach-Object { [pscustomobject]@{ label = "$($_.label) @$($_.delay)ms"; ratio = $_.ratio } } | ConvertTo-Json | Set-Content $chartIn
 & dotnet $tool chart --in $chartIn --out (Join-Path $results 'latest.png')
 Remove-Item $chartIn -ErrorAction SilentlyContinue

@@ -155,20 +155,24 @@ Describe 'Campaigns that lose nobody' {
             $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $s.SmtpPort
             $err = $null
             try {
-                New-Rows 10 'o' | ForEach-Object { if ($_.Email -eq 'o6@example.com') { Stop-Smtp4dev $s }; $_ } |
+                New-Rows 10 'o' | ForEach-Object {
+                    if ($_.Email -eq 'o6@example.com') { $null = Wait-Until { @(Get-Smtp4devMessage $s).Count -ge 5 } 20; Stop-Smtp4dev $s }
+                    $_
+                } |
                     Start-MailCampaign -Name 'outage' -Transport $t -From a@example.com -Subject 'o {{FirstName}}' -Body 'b' -NoDelay `
                         -ConnectionWaitTimeout 2 -ConnectionCheckInterval 1 -WarningAction SilentlyContinue -ErrorAction SilentlyContinue | Out-Null
             }
             catch { $err = $_ }
             $err.FullyQualifiedErrorId | Should -Be 'CampaignPaused,ResilientMail.Commands.StartMailCampaignCommand'
-            $err.Exception.Message | Should -Match "Start-MailCampaign -Name 'outage' -Resume"
-            # The server died under a message in flight: that one may be Uncertain.
+            $err.Exception.Message | Should -Match "<the same input> \| Start-MailCampaign -Name 'outage' -Resume"
+            # The server died under a message in flight: that one may be Uncertain. Rows still upstream are not counted.
             $err.Exception.Message -match 'Sent (\d+), failed 0, not yet sent (\d+)(?:, uncertain (\d+))?' | Should -BeTrue
-            [int]$Matches[1] + [int]$Matches[2] + [int]$Matches[3] | Should -Be 10
+            [int]$Matches[1] | Should -Be 5
+            [int]$Matches[1] + [int]$Matches[2] + [int]$Matches[3] | Should -BeLessOrEqual 10
             (Get-MailCampaign -Name 'outage').State | Should -Be 'Paused'
 
             $s = Start-Smtp4dev -SmtpPort $s.SmtpPort -WebPort $s.WebPort -Persistent -DataDirectory $dir
-            $summary = Start-MailCampaign -Name 'outage' -Resume | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }
+            $summary = New-Rows 10 'o' | Start-MailCampaign -Name 'outage' -Resume -WarningAction SilentlyContinue | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }
             $summary.State | Should -Be 'Completed'
             ($summary.Sent + $summary.Uncertain) | Should -Be 10
             $summary.Uncertain | Should -BeLessOrEqual 1

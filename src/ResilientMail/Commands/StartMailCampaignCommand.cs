@@ -216,8 +216,11 @@ namespace ResilientMail.Commands
             var resume = $"Start-MailCampaign -Name '{Name.Replace("'", "''")}' -Resume" +
                          (JournalPath != null ? $" -JournalPath '{JournalPath.Replace("'", "''")}'" : "") +
                          (_transport?.HasCredential == true ? " -Transport $transport" : "");
+            bool piped = ParameterSetName == "Pipeline" && _received;
+            if (piped) resume = "<the same input> | " + resume;
             var message = $"Campaign '{Name}' paused: {reason} Sent {info.Sent}, failed {info.Failed}, not yet sent {info.Remaining}" +
-                          (info.Uncertain > 0 ? $", uncertain {info.Uncertain}" : "") + $". Nothing is lost; resume with: {resume}";
+                          (info.Uncertain > 0 ? $", uncertain {info.Uncertain}" : "") +
+                          (piped ? ", plus any rows the pipeline had not handed over yet" : "") + $". Nothing is lost; resume with: {resume}";
             ThrowTerminatingError(new ErrorRecord(new CampaignPausedException(message, null), "CampaignPaused", ErrorCategory.ResourceUnavailable, Name)
             {
                 ErrorDetails = new ErrorDetails(message) { RecommendedAction = resume },

@@ -22,13 +22,16 @@ namespace ResilientMail.Internal
         /// <summary>Queues an action for the pipeline thread. Safe from any thread.</summary>
         protected void Post(Action action)
         {
-            if (!_pending.IsAddingCompleted) _pending.Add(action);
+            try { if (!_pending.IsAddingCompleted) _pending.Add(action); }
+            catch (InvalidOperationException) { /* the cmdlet has ended */ }
         }
 
         /// <summary>Runs <paramref name="work"/> in the background and pumps posted actions until it ends.</summary>
         protected T Await<T>(Func<CancellationToken, Task<T>> work)
         {
             var task = Task.Run(() => work(_stopping.Token));
+            // Wake the pump the moment the work ends, rather than at its next idle tick.
+            task.ContinueWith(_ => Post(Wake), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             while (!task.IsCompleted)
             {
                 if (_pending.TryTake(out var action, 250)) action();
@@ -41,6 +44,8 @@ namespace ResilientMail.Internal
         }
 
         protected void Await(Func<CancellationToken, Task> work) => Await(async token => { await work(token).ConfigureAwait(false); return true; });
+
+        private static readonly Action Wake = () => { };
 
         /// <summary>Runs posted actions that are still waiting.</summary>
         protected void Drain()

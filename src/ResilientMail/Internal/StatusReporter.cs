@@ -70,7 +70,7 @@ namespace ResilientMail.Internal
         public void Sending(string recipient)
         {
             _current = recipient;
-            Show();
+            Show(throttled: true);
         }
 
         public void Count(DeliveryStatus status)
@@ -81,7 +81,7 @@ namespace ResilientMail.Internal
                 case DeliveryStatus.Uncertain: Uncertain++; break;
                 default: Failed++; break;
             }
-            Show();
+            Show(throttled: true);
         }
 
         /// <summary>Keeps the wait clock in the status line moving.</summary>
@@ -107,8 +107,14 @@ namespace ResilientMail.Internal
             Show();
         }
 
-        private void Show()
+        // Redrawing the progress bar costs far more than sending over a fast link: at most five times a second.
+        private static readonly TimeSpan Redraw = TimeSpan.FromMilliseconds(200);
+        private TimeSpan _lastShown = TimeSpan.FromDays(-1);
+
+        private void Show(bool throttled = false)
         {
+            if (throttled && _clock.Elapsed - _lastShown < Redraw) return;
+            _lastShown = _clock.Elapsed;
             string status;
             if (_waitClock != null)
             {
