@@ -18,8 +18,8 @@ $results = Join-Path $PSScriptRoot 'results'
 $work = Join-Path ([IO.Path]::GetTempPath()) "rm-bench-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
 $null = New-Item -ItemType Directory -Force -Path $results, $work
 $runs = 3
-$n0 = if ($Quick) { 300 } else { 3000 }          # messages at 0 ms
-$n20 = if ($Quick) { 40 } else { 200 }           # messages at 20 ms
+$n0 = if ($Quick) { 1000 } else { 5000 }          # messages at 0 ms
+$n20 = if ($Quick) { 120 } else { 400 }           # messages at 20 ms
 $memRows = if ($Quick) { @(10000, 100000) } else { @(100000, 1000000) }
 
 $exe = [Environment]::ProcessPath
@@ -150,4 +150,4 @@ $chartIn = Join-Path ([IO.Path]::GetTempPath()) "rm-chart-$PID.json"
 $cases | ForEach-Object { [pscustomobject]@{ label = "$($_.label) @$($_.delay)ms"; ratio = $_.ratio } } | ConvertTo-Json | Set-Content $chartIn
 & dotnet $tool chart --in $chartIn --out (Join-Path $results 'latest.png')
 Remove-Item $chartIn -ErrorAction SilentlyContinue
-Write-Host (Get-Content (Join-Path $results 'latest.md') -Raw)
+Write-Host "Wrote $results/latest.md, latest.json and latest.png"

@@ -147,6 +147,7 @@ static class Chart
         plot.Title("Throughput relative to the bare MailKit loop (same run)");
         plot.Axes.Left.Label.Text = "ratio";
         plot.Axes.Margins(bottom: 0);
-        plot.SavePng(output, 1100, 650);
+        plot.Axes.Right.MinimumSize = 60;
+        plot.SavePng(output, 1300, 700);
     }
 }

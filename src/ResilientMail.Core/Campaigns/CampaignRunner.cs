@@ -83,7 +83,7 @@ namespace ResilientMail.Core.Campaigns
     /// </summary>
     public sealed class CampaignRunner
     {
-        private sealed record WorkItem(string Key, string To, MimeMessage Message, long Row);
+        private sealed record WorkItem(string Key, string To, MimeMessage Message, long Row, RecipientState From);
 
         private readonly CampaignDefinition _definition;
         private readonly CampaignJournal _journal;
@@ -111,8 +111,12 @@ namespace ResilientMail.Core.Campaigns
         private string? _pauseReason;
         private Failure? _pauseFailure;
         private int _consecutiveFailures;
+        private string? _lastError;
         private long _sentThisRun;
         private long _skippedSent;
+        // Counts by state, kept as records are written, so the summary never has to replay the journal.
+        private readonly long[] _counts = new long[Enum.GetValues(typeof(RecipientState)).Length];
+        private long _duplicates;
 
         public CampaignRunner(CampaignDefinition definition, CampaignJournal journal, JournalSnapshot previous,
             Func<DeliveryEventSink?, IMailTransport> transports, CampaignOptions options, IConnectivityProbe probe,
@@ -148,6 +152,8 @@ namespace ResilientMail.Core.Campaigns
             if (_options.RateLimit != null) _limiter = new SlidingWindowLimiter(_options.RateLimit, time, events);
             _addressColumn = definition.AddressColumn;
             _started = time.GetTimestamp();
+            foreach (var state in previous.States.Values) _counts[(int)state]++;
+            _duplicates = previous.Duplicates;
         }
 
         public bool IsPaused => Volatile.Read(ref _pauseReason) != null;
@@ -197,6 +203,7 @@ namespace ResilientMail.Core.Campaigns
             if (!_seen.Add(RecipientKey.Hash(key)))
             {
                 _journal.Duplicate(key, rowNumber);
+                if (!_previous.IsKnownDuplicate(key, rowNumber)) Interlocked.Increment(ref _duplicates);
                 _onOutcome(new CampaignOutcome(key, address, CampaignRecipientStatus.Duplicate, rowNumber) { Note = "A row with the same recipient came earlier; sent once." });
                 return;
             }
@@ -217,7 +224,12 @@ namespace ResilientMail.Core.Campaigns
                     });
                     return;
             }
-            if (previous == null) _journal.Pending(key, rowNumber, _options.StoreRows ? row : null);
+            if (previous == null)
+            {
+                _journal.Pending(key, rowNumber, _options.StoreRows ? row : null);
+                Interlocked.Increment(ref _counts[(int)RecipientState.Pending]);
+            }
+            var from = previous ?? RecipientState.Pending;
 
             MimeMessage message;
             try
@@ -228,12 +240,13 @@ namespace ResilientMail.Core.Campaigns
             catch (MessageValidationException ex)
             {
                 _journal.Failed(key, permanent: true, ex.Problem.ToString(), ex.Message, 0);
+                Move(from, RecipientState.FailedPermanent);
                 _onOutcome(new CampaignOutcome(key, address, CampaignRecipientStatus.Failed, rowNumber) { Error = ex, Note = ex.Message, Problem = ex.Problem });
                 return;
             }
             try
             {
-                await _queue!.Writer.WriteAsync(new WorkItem(key, address, message, rowNumber), cancellationToken).ConfigureAwait(false);
+                await _queue!.Writer.WriteAsync(new WorkItem(key, address, message, rowNumber, from), cancellationToken).ConfigureAwait(false);
             }
             catch (ChannelClosedException)
             {
@@ -321,9 +334,16 @@ namespace ResilientMail.Core.Campaigns
             }
         }
 
+        private void Move(RecipientState from, RecipientState to)
+        {
+            Interlocked.Decrement(ref _counts[(int)from]);
+            Interlocked.Increment(ref _counts[(int)to]);
+        }
+
         private async Task SendOneAsync(Courier courier, WorkItem item, CancellationToken cancellationToken)
         {
             _journal.Sending(item.Key, item.To);
+            Move(item.From, RecipientState.Sending);
             DeliveryResult result;
             try
             {
@@ -332,7 +352,7 @@ namespace ResilientMail.Core.Campaigns
             catch (DeliveryCanceledException canceled)
             {
                 // Nothing of it left: pending again. Otherwise the journal keeps "sending": Uncertain on resume.
-                if (!canceled.MayHaveBeenSent) _journal.Released(item.Key);
+                if (!canceled.MayHaveBeenSent) { _journal.Released(item.Key); Move(RecipientState.Sending, RecipientState.Pending); }
                 throw;
             }
 
@@ -349,14 +369,19 @@ namespace ResilientMail.Core.Campaigns
             {
                 case DeliveryStatus.Sent:
                     _journal.Sent(item.Key, result.MessageId, result.ServerReply, result.Attempts, result.Duration);
+                    Move(RecipientState.Sending, RecipientState.Sent);
                     Interlocked.Exchange(ref _consecutiveFailures, 0);
                     Interlocked.Increment(ref _sentThisRun);
                     break;
                 case DeliveryStatus.Uncertain:
                     _journal.Uncertain(item.Key, result.MessageId, result.Failure!.Message, result.Attempts);
+                    Move(RecipientState.Sending, RecipientState.Uncertain);
                     break;
                 default:
-                    _journal.Failed(item.Key, result.Failure!.Kind == FailureKind.Permanent && !result.Failure.StopsRun, result.Failure.Reason.ToString(), result.Failure.Message, result.Attempts);
+                    bool permanent = result.Failure!.Kind == FailureKind.Permanent && !result.Failure.StopsRun;
+                    _journal.Failed(item.Key, permanent, result.Failure.Reason.ToString(), result.Failure.Message, result.Attempts);
+                    Move(RecipientState.Sending, permanent ? RecipientState.FailedPermanent : RecipientState.FailedTransient);
+                    _lastError = result.Failure.Message;
                     break;
             }
             if (result.Status != DeliveryStatus.Sent)
@@ -398,22 +423,22 @@ namespace ResilientMail.Core.Campaigns
 
         public CampaignSummary Summarize()
         {
-            var now = JournalSnapshot.Load(_journal.Path);
+            long Count(RecipientState state) => Interlocked.Read(ref _counts[(int)state]);
             return new CampaignSummary(_definition.Name, IsPaused ? CampaignState.Paused : CampaignState.Completed)
             {
-                Recipients = now.States.Count,
-                Sent = now.Count(RecipientState.Sent),
-                Failed = now.Count(RecipientState.FailedPermanent),
-                Deferred = now.Count(RecipientState.FailedTransient),
-                Uncertain = now.Count(RecipientState.Uncertain) + now.Count(RecipientState.Sending),
-                Pending = now.Count(RecipientState.Pending),
-                Duplicates = now.Duplicates,
+                Recipients = _counts.Sum(),
+                Sent = Count(RecipientState.Sent),
+                Failed = Count(RecipientState.FailedPermanent),
+                Deferred = Count(RecipientState.FailedTransient),
+                Uncertain = Count(RecipientState.Uncertain) + Count(RecipientState.Sending),
+                Pending = Count(RecipientState.Pending),
+                Duplicates = Interlocked.Read(ref _duplicates),
                 SentThisRun = Interlocked.Read(ref _sentThisRun),
                 SkippedAlreadySent = SkippedAlreadySent,
                 Duration = _time.GetElapsedTime(_started),
                 JournalPath = _journal.Path,
                 PauseReason = _pauseReason,
-                LastError = now.LastError,
+                LastError = _lastError ?? _previous.LastError,
             };
         }
     }

@@ -50,6 +50,8 @@ namespace ResilientMail.Core.Campaigns
 
         public IReadOnlyDictionary<ulong, RecipientState> States => _states;
 
+        public bool IsKnownDuplicate(string key, long row) => _duplicateRows.Contains(RecipientKey.Hash(key + "#" + row));
+
         public RecipientState? StateOf(string key) => _states.TryGetValue(RecipientKey.Hash(key), out var s) ? s : (RecipientState?)null;
 
         public long Count(RecipientState state)

@@ -37,21 +37,22 @@ namespace ResilientMail.Core.Transports
         public Endpoint? Endpoint => null;
         public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
 
-        public async Task<Receipt> SendAsync(MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken)
+        public Task<Receipt> SendAsync(MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken)
         {
             var name = $"{DateTime.UtcNow:yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}.eml";
             var final = Path.Combine(_directory, name);
             var temp = Path.Combine(_directory, "." + name + ".tmp");
             try
             {
-                using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+                // Local disk: a synchronous write is several times cheaper than the thread-pool emulation of async file I/O.
+                cancellationToken.ThrowIfCancellationRequested();
+                using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: false))
                 {
-                    await message.WriteToAsync(Crlf, stream, cancellationToken).ConfigureAwait(false);
-                    await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+                    message.WriteTo(Crlf, stream, cancellationToken);
                 }
                 File.Move(temp, final);
                 attempt.MarkBodySent();
-                return new Receipt(message.MessageId ?? "", $"Written to {final}");
+                return Task.FromResult(new Receipt(message.MessageId ?? "", $"Written to {final}"));
             }
             catch (OperationCanceledException)
             {

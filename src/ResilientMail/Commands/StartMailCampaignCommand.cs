@@ -66,7 +66,7 @@ namespace ResilientMail.Commands
         private StatusReporter? _status;
         private JournalSnapshot? _previous;
         private MailTransport? _transport;
-        private bool _dryRun, _received, _finished;
+        private bool _dryRun, _received, _finished, _declined;
         private long _rows;
 
         protected override void BeginProcessing()
@@ -97,6 +97,8 @@ namespace ResilientMail.Commands
             if (ParameterSetName == "Path")
                 _status.Total = (int)Math.Min(int.MaxValue, CsvRecords.CountRows(GetUnresolvedProviderPathFromPSPath(Path)));
             if (_dryRun) return;
+            // -Confirm asks once for the campaign, not once per recipient; -WhatIf lists every recipient.
+            if (!ShouldProcess($"campaign '{Name}'{(_status.Total is int n ? $" ({n} rows)" : "")} via {_transport}", "Send mail")) { _declined = true; return; }
 
             try { _journal = CampaignJournal.Open(journalPath); }
             catch (JournalLockedException ex) { Stop(ex, "JournalLocked", ErrorCategory.ResourceBusy); }
@@ -118,26 +120,23 @@ namespace ResilientMail.Commands
 
         protected override void ProcessRecord()
         {
-            if (InputObject == null) return;
+            if (InputObject == null || _declined) return;
             _received = true;
             Submit(SendResilientMailCommand.RowOf(InputObject));
         }
 
         protected override void EndProcessing()
         {
+            if (_declined) return;
             if (ParameterSetName == "Path")
-            {
-                using var csv = CsvRecords.Open(GetUnresolvedProviderPathFromPSPath(Path));
-                foreach (var row in csv.Rows()) Submit(Template.Row(row));
-            }
+                Feed(() => { var csv = CsvRecords.Open(GetUnresolvedProviderPathFromPSPath(Path)); return (csv, csv.Rows().Select(Template.Row)); });
             else if (!_received && _previous!.Definition is CampaignDefinition definition)
             {
                 if (definition.SourcePath != null && File.Exists(definition.SourcePath))
                 {
                     // Resumed by name alone from a CSV campaign: read the file again (rows added to it are sent too).
                     if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, CsvRecords.CountRows(definition.SourcePath));
-                    using var csv = CsvRecords.Open(definition.SourcePath);
-                    foreach (var row in csv.Rows()) Submit(Template.Row(row));
+                    Feed(() => { var csv = CsvRecords.Open(definition.SourcePath); return (csv, csv.Rows().Select(Template.Row)); });
                 }
                 else
                 {
@@ -145,7 +144,7 @@ namespace ResilientMail.Commands
                     if (definition.SourcePath == null && !_previous.Completed)
                         WriteWarning($"Campaign '{Name}' took its rows from the pipeline: rows an earlier run never read are not in the journal. Pipe the same input again with -Resume to send those too.");
                     if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, _previous.Rows);
-                    foreach (var row in JournalSnapshot.PendingRows(_previous.Path)) Submit(Template.Row(row.Data));
+                    Feed(() => ((IDisposable?)null, JournalSnapshot.PendingRows(_previous.Path).Select(r => Template.Row(r.Data))));
                 }
             }
             if (_runner == null) return;
@@ -155,6 +154,39 @@ namespace ResilientMail.Commands
             _status!.Complete();
             WriteObject(info);
             if (summary.State == CampaignState.Paused) Paused(summary.PauseReason ?? "paused", info);
+        }
+
+        /// <summary>
+        /// Hands a whole source (a CSV, the journal's rows) to the campaign from one background task, so
+        /// the pipeline thread only pumps results: no thread hop per row.
+        /// </summary>
+        private void Feed(Func<(IDisposable? Owner, IEnumerable<IReadOnlyDictionary<string, object?>> Rows)> open)
+        {
+            if (_dryRun)
+            {
+                var (owner, rows) = open();
+                using (owner) foreach (var row in rows) Submit(row);
+                return;
+            }
+            try
+            {
+                Await(async token =>
+                {
+                    var (owner, rows) = open();
+                    using (owner)
+                    {
+                        foreach (var row in rows)
+                        {
+                            Interlocked.Increment(ref _rows);
+                            try { await _runner!.SubmitAsync(row, _rows, token).ConfigureAwait(false); }
+                            catch (CampaignPausedException) { Interlocked.Decrement(ref _rows); throw; }
+                        }
+                    }
+                    return true;
+                });
+            }
+            catch (CampaignSetupException ex) { Stop(ex, "MissingColumn", ErrorCategory.InvalidData); }
+            catch (CampaignPausedException ex) { PausedNow(ex); }
         }
 
         private void Submit(IReadOnlyDictionary<string, object?> row)
@@ -168,7 +200,13 @@ namespace ResilientMail.Commands
             }
             try
             {
-                try { Await(token => _runner!.SubmitAsync(row, _rows, token)); }
+                try
+                {
+                    // Usually the queue has room and the row is taken at once, with no thread hop.
+                    var taken = _runner!.SubmitAsync(row, _rows, StopToken);
+                    if (taken.IsCompleted) { taken.GetAwaiter().GetResult(); Drain(); }
+                    else Await(_ => taken);
+                }
                 catch (CampaignPausedException) { _rows--; throw; } // this row was not taken: it counts as not yet read
             }
             catch (CampaignSetupException ex)
@@ -177,13 +215,18 @@ namespace ResilientMail.Commands
             }
             catch (CampaignPausedException ex)
             {
-                var summary = Await(token => _runner!.CompleteAsync());
-                _finished = true;
-                var info = Summary(summary);
-                _status!.Complete();
-                WriteObject(info);
-                Paused(ex.Message, info);
+                PausedNow(ex);
             }
+        }
+
+        private void PausedNow(CampaignPausedException ex)
+        {
+            var summary = Await(token => _runner!.CompleteAsync());
+            _finished = true;
+            var info = Summary(summary);
+            _status!.Complete();
+            WriteObject(info);
+            Paused(ex.Message, info);
         }
 
         private void Emit(CampaignOutcome o)
@@ -202,13 +245,8 @@ namespace ResilientMail.Commands
 
         private MailCampaignInfo Summary(CampaignSummary s)
         {
-            var snapshot = JournalSnapshot.Load(s.JournalPath);
             long unread = _status!.Total is int total ? Math.Max(0, total - _rows) : 0;
-            var info = CampaignInfo.From(snapshot, s.State.ToString(), unread);
-            info.SentThisRun = s.SentThisRun;
-            info.Duration = s.Duration;
-            info.PauseReason = s.PauseReason;
-            return info;
+            return CampaignInfo.From(s, _previous!, _transport?.ToString() ?? "", unread);
         }
 
         private void Paused(string reason, MailCampaignInfo info)

@@ -27,9 +27,11 @@ namespace ResilientMail.Internal
         }
 
         /// <summary>Runs <paramref name="work"/> in the background and pumps posted actions until it ends.</summary>
-        protected T Await<T>(Func<CancellationToken, Task<T>> work)
+        protected T Await<T>(Func<CancellationToken, Task<T>> work) => Await(Task.Run(() => work(_stopping.Token)));
+
+        /// <summary>Pumps posted actions until an already started task ends.</summary>
+        protected T Await<T>(Task<T> task)
         {
-            var task = Task.Run(() => work(_stopping.Token));
             // Wake the pump the moment the work ends, rather than at its next idle tick.
             task.ContinueWith(_ => Post(Wake), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             while (!task.IsCompleted)
@@ -44,6 +46,8 @@ namespace ResilientMail.Internal
         }
 
         protected void Await(Func<CancellationToken, Task> work) => Await(async token => { await work(token).ConfigureAwait(false); return true; });
+
+        protected void Await(Task task) => Await(task.ContinueWith(t => { t.GetAwaiter().GetResult(); return true; }, TaskScheduler.Default));
 
         private static readonly Action Wake = () => { };
 

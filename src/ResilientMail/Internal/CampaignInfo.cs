@@ -34,6 +34,30 @@ namespace ResilientMail.Internal
             return info;
         }
 
+        /// <summary>This run's summary, from the runner's own counts (no replay of the journal).</summary>
+        public static MailCampaignInfo From(CampaignSummary s, JournalSnapshot previous, string transport, long unread) => new MailCampaignInfo
+        {
+            Name = s.Name,
+            State = s.State.ToString(),
+            Recipients = s.Recipients,
+            Sent = s.Sent,
+            Failed = s.Failed,
+            Deferred = s.Deferred,
+            Uncertain = s.Uncertain,
+            Pending = s.Pending,
+            Duplicates = s.Duplicates,
+            Remaining = s.Pending + s.Deferred + Math.Max(0, unread),
+            SentThisRun = s.SentThisRun,
+            Duration = s.Duration,
+            Runs = previous.Runs + 1,
+            Created = previous.Definition?.Created ?? DateTimeOffset.Now,
+            LastActivity = DateTimeOffset.Now,
+            PauseReason = s.PauseReason,
+            LastError = s.LastError,
+            Transport = transport,
+            JournalPath = s.JournalPath,
+        };
+
         /// <summary>The state a journal was left in, read from its last run record.</summary>
         public static string StateOf(JournalSnapshot s) =>
             s.Completed ? "Completed" : s.LastPause != null ? "Paused" : s.Runs == 0 ? "New" : LastRunRecord(s.Path) ?? "Running";
