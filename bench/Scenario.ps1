@@ -25,19 +25,20 @@ switch ($Scenario) {
         foreach ($r in $rows) { Send-MailMessage -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -To $r.Email -Subject "Bench $($r.FirstName)" -Body $body }
     }
     'SendResilientMail' {
-        $null = $rows | Send-ResilientMail -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay
+        $rows | Send-ResilientMail -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay | Out-Null
     }
     'Campaign' {
         $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $Port
-        $null = $rows | Start-MailCampaign -Name bench -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -Concurrency $Concurrency
+        $rows | Start-MailCampaign -Name bench -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -Concurrency $Concurrency | Out-Null
     }
     'CampaignRateLimited' {
         $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $Port
-        $null = $rows | Start-MailCampaign -Name bench -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -RateLimit $RateLimit
+        $rows | Start-MailCampaign -Name bench -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -RateLimit $RateLimit | Out-Null
     }
     'PickupCsv' {
         $t = New-MailTransport -PickupDirectory (Join-Path $WorkDir "pickup-$([guid]::NewGuid().ToString('n'))")
-        $null = Start-MailCampaign -Name bench -Path $Csv -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay
+        # Streamed to Out-Null: `$null = ...` would first collect every result object.
+        Start-MailCampaign -Name bench -Path $Csv -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay | Out-Null
     }
     default { throw "Unknown scenario $Scenario" }
 }
@@ -50,7 +51,8 @@ if ($Scenario -eq 'CampaignRateLimited') {
         Where-Object { $_ -match '"state":"sending"' } | ForEach-Object { [DateTimeOffset]::Parse(($_ | ConvertFrom-Json).at).ToUnixTimeMilliseconds() } | Sort-Object
     $max = 0; $j = 0
     for ($i = 0; $i -lt $times.Count; $i++) { while ($times[$i] - $times[$j] -ge 1000) { $j++ }; $max = [Math]::Max($max, $i - $j + 1) }
-    $extra = @{ maxInAnySecond = $max; rate = ($times.Count - 1) / (($times[-1] - $times[0]) / 1000.0) }
+    # Over the whole run, its last window included: N messages in (last start - first start + 1 s).
+    $extra = @{ maxInAnySecond = $max; rate = $times.Count / (($times[-1] - $times[0]) / 1000.0 + 1) }
 }
 if (-not $Csv) { $n = $Count } else { $n = (Get-Content $Csv | Measure-Object -Line).Lines - 1 }
 Remove-Item -Recurse -Force $env:RESILIENTMAIL_DATA -ErrorAction SilentlyContinue

@@ -84,10 +84,14 @@ public class SmtpFaultTests
     {
         await using var server = new ScriptedSmtpServer(listen: false); // bound, refusing
         var events = new List<DeliveryEvent>();
+        bool HasWaited() { lock (events) return events.Any(e => e.Kind == DeliveryEventKind.WaitingForConnection); }
         using var courier = Courier(server.Port, events: events);
 
         var send = courier.DeliverAsync(Clock.Message(), default);
-        await Task.Delay(600); // the server is down for a while: the sender must be waiting, not failing
+        // The server stays down until the sender says it is waiting for it (not failing), however slow the machine.
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (!HasWaited() && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.True(HasWaited(), "the sender never started waiting for the connection");
         Assert.False(send.IsCompleted);
         server.Listen();
 

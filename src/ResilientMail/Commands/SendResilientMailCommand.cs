@@ -121,7 +121,7 @@ namespace ResilientMail.Commands
                 }
             }
             _status = new StatusReporter(this, "Send-ResilientMail");
-            DeliveryEventSink sink = e => Post(() => _status.OnEvent(e));
+            DeliveryEventSink sink = e => { if (_status.Wants(e)) Post(() => _status.OnEvent(e)); };
             _courier = new Courier(transport.Open(sink), options, new TcpProbe(), TimeProvider.System, new Random(), sink);
             WriteVerbose($"Sending through {_courier.Transport.Description}; retries {options.Retry.MaxRetries}, timeout {transport.Timeout.TotalSeconds:0.#} s, " +
                          (options.Pacing.IsOff ? "no pacing." : $"gap {options.Pacing.MinGap.TotalSeconds:0.#}-{options.Pacing.MaxGap.TotalSeconds:0.#} s, pause {options.Pacing.BatchPause.TotalSeconds:0} s every {options.Pacing.BatchSize}."));
@@ -154,7 +154,8 @@ namespace ResilientMail.Commands
             if (!ShouldProcess(label, $"Send mail '{message.Subject}' through {courier.Transport.Description}")) return;
 
             status.Sending(label);
-            var result = Await(token => courier.DeliverAsync(message, token));
+            // Started here rather than on a pool thread: the send runs until its first real wait without a hop.
+            var result = Await(courier.DeliverAsync(message, StopToken));
             status.Count(result.Status);
             WriteObject(ToOutput(result, message.Subject ?? ""));
 

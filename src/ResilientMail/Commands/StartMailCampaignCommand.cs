@@ -103,7 +103,7 @@ namespace ResilientMail.Commands
             try { _journal = CampaignJournal.Open(journalPath); }
             catch (JournalLockedException ex) { Stop(ex, "JournalLocked", ErrorCategory.ResourceBusy); }
             if (!exists) _journal!.WriteDefinition(definition);
-            DeliveryEventSink sink = e => Post(() => _status.OnEvent(e));
+            DeliveryEventSink sink = e => { if (_status.Wants(e)) Post(() => _status.OnEvent(e)); };
             var transport = _transport;
             _runner = new CampaignRunner(definition, _journal!, _previous, events => transport.Open(events), options, new TcpProbe(), TimeProvider.System, new Random(), sink,
                 outcome => Post(() => Emit(outcome)));

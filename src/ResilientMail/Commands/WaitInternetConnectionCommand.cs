@@ -50,7 +50,7 @@ namespace ResilientMail.Commands
                 return;
             }
             _status = new StatusReporter(this, "Wait-InternetConnection");
-            DeliveryEventSink sink = e => Post(() => _status.OnEvent(e));
+            DeliveryEventSink sink = e => { if (_status.Wants(e)) Post(() => _status.OnEvent(e)); };
             var gate = new ConnectivityGate(new TcpProbe(), endpoints, options, TimeProvider.System, sink);
             try
             {

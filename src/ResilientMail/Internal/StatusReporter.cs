@@ -12,7 +12,7 @@ namespace ResilientMail.Internal
     /// </summary>
     internal sealed class StatusReporter
     {
-        private readonly Cmdlet _cmdlet;
+        private readonly PSCmdlet _cmdlet;
         private readonly string _activity;
         private readonly int _activityId;
         private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -23,12 +23,29 @@ namespace ResilientMail.Internal
         private string _current = "";
         private bool _shown;
 
-        public StatusReporter(Cmdlet cmdlet, string activity, int activityId = 1)
+        public StatusReporter(PSCmdlet cmdlet, string activity, int activityId = 1)
         {
             _cmdlet = cmdlet;
             _activity = activity;
             _activityId = activityId;
+            _verbose = cmdlet.MyInvocation.BoundParameters.TryGetValue("Verbose", out var v) && v is SwitchParameter sw
+                ? sw.IsPresent
+                : cmdlet.GetVariableValue("VerbosePreference") is ActionPreference p && p != ActionPreference.SilentlyContinue && p != ActionPreference.Ignore;
         }
+
+        private readonly bool _verbose;
+
+        /// <summary>Events worth a trip to the pipeline thread: per-message chatter only when -Verbose is on.</summary>
+        public bool Wants(DeliveryEvent e) => _verbose || e.Kind switch
+        {
+            DeliveryEventKind.Attempt => false,
+            DeliveryEventKind.Delivered => false,
+            DeliveryEventKind.Connect => false,
+            DeliveryEventKind.Gap => false,
+            DeliveryEventKind.Probe => false,
+            DeliveryEventKind.RateLimit => e.Limit >= TimeSpan.FromSeconds(1),
+            _ => true,
+        };
 
         public int Sent { get; private set; }
         public int Failed { get; private set; }
@@ -39,7 +56,7 @@ namespace ResilientMail.Internal
 
         public void OnEvent(DeliveryEvent e)
         {
-            _cmdlet.WriteVerbose($"{DateTime.Now.ToString("HH:mm:ss", CultureInfo.InvariantCulture)} {e.Text}");
+            if (_verbose) _cmdlet.WriteVerbose($"{DateTime.Now.ToString("HH:mm:ss", CultureInfo.InvariantCulture)} {e.Text}");
             switch (e.Kind)
             {
                 case DeliveryEventKind.WaitingForConnection:
@@ -70,6 +87,7 @@ namespace ResilientMail.Internal
         public void Sending(string recipient)
         {
             _current = recipient;
+            _waitClock = null; // a new message: no wait is going on
             Show(throttled: true);
         }
 
@@ -81,6 +99,7 @@ namespace ResilientMail.Internal
                 case DeliveryStatus.Uncertain: Uncertain++; break;
                 default: Failed++; break;
             }
+            _waitClock = null; // a message finished: whatever wait was shown is over
             Show(throttled: true);
         }
 
