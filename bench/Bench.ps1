@@ -74,8 +74,10 @@ try {
     }
     # Rate limit: 50/second for about 20 s (10 s in quick mode) against the 0 ms sink.
     $rlCount = if ($Quick) { 500 } else { 1000 }
-    $rl = Invoke-Child @('-Scenario', 'CampaignRateLimited', '-ModulePath', $ModulePath, '-Port', $sinks[0].Port, '-Count', $rlCount, '-RateLimit', '50/second', '-WorkDir', $work)
-    Write-Host ("Rate limit 50/second: achieved {0:0.00}/s, busiest 1 s window {1}" -f $rl.rate, $rl.maxInAnySecond)
+    $rlRuns = foreach ($i in 1..$runs) { Invoke-Child @('-Scenario', 'CampaignRateLimited', '-ModulePath', $ModulePath, '-Port', $sinks[0].Port, '-Count', $rlCount, '-RateLimit', '50/second', '-WorkDir', $work) }
+    $rates = @($rlRuns.rate | Sort-Object)
+    $rl = [pscustomobject]@{ rate = $rates[[int][Math]::Floor($rates.Count / 2)]; min = $rates[0]; max = $rates[-1]; maxInAnySecond = ($rlRuns.maxInAnySecond | Measure-Object -Maximum).Maximum }
+    Write-Host ("Rate limit 50/second: achieved {0:0.00}/s ({1:0.00} - {2:0.00}), busiest 1 s window {3}" -f $rl.rate, $rl.min, $rl.max, $rl.maxInAnySecond)
 }
 finally { $sinks.Values | ForEach-Object { Stop-Sink $_ } }
 
@@ -140,7 +142,7 @@ foreach ($t in $targets) {
 }
 $null = $md.AppendLine()
 foreach ($m in $memory) { $null = $md.AppendLine(('Pickup-transport campaign, {0:N0} CSV rows: {1:0} rows/s, peak working set {2:0} MB.' -f $m.rows, $m.rate, $m.peakMB)) }
-$null = $md.AppendLine(('Rate limit 50/second: achieved {0:0.00}/s; busiest 1 s window: {1} messages.' -f $rl.rate, $rl.maxInAnySecond))
+$null = $md.AppendLine(('Rate limit 50/second: achieved {0:0.00}/s median ({1:0.00} - {2:0.00}); busiest 1 s window in any run: {3} messages.' -f $rl.rate, $rl.min, $rl.max, $rl.maxInAnySecond))
 $null = $md.AppendLine(('Module import: {0:0} ms added to a bare start of {1:0} ms (median of 10).' -f ($importStart - $bareStart), $bareStart))
 $null = $md.AppendLine()
 $null = $md.AppendLine('Reproduce: `dotnet tool restore && dotnet pwsh ./build.ps1 -Task Bench` (add `-Quick` for a short run).')

@@ -48,11 +48,16 @@ $extra = @{}
 if ($Scenario -eq 'CampaignRateLimited') {
     # Start times of every send, from the journal (ms resolution): the achieved rate and the busiest 1 s window.
     $times = Get-Content (Get-ChildItem -Recurse $env:RESILIENTMAIL_DATA -Filter *.jsonl).FullName |
-        Where-Object { $_ -match '"state":"sending"' } | ForEach-Object { [DateTimeOffset]::Parse(($_ | ConvertFrom-Json).at).ToUnixTimeMilliseconds() } | Sort-Object
+        Where-Object { $_ -match '"state":"sending"' } | ForEach-Object {
+            # Read the timestamp as text: ConvertFrom-Json would turn it into a DateTime and drop the milliseconds.
+            if ($_ -match '"at":"([^"]+)"') { [DateTimeOffset]::Parse($Matches[1], [Globalization.CultureInfo]::InvariantCulture).ToUnixTimeMilliseconds() }
+        } | Sort-Object
     $max = 0; $j = 0
     for ($i = 0; $i -lt $times.Count; $i++) { while ($times[$i] - $times[$j] -ge 1000) { $j++ }; $max = [Math]::Max($max, $i - $j + 1) }
-    # Over the whole run, its last window included: N messages in (last start - first start + 1 s).
-    $extra = @{ maxInAnySecond = $max; rate = $times.Count / (($times[-1] - $times[0]) / 1000.0 + 1) }
+    # Whole windows only: the messages before the last window's share, over the time from the first send to
+    # the start of that share (a burst-then-wait limiter is judged on its window starts, not its last burst).
+    $k = [int]($RateLimit -replace '/.*$', '')
+    $extra = @{ maxInAnySecond = $max; rate = ($times.Count - $k) / (($times[$times.Count - $k] - $times[0]) / 1000.0) }
 }
 if (-not $Csv) { $n = $Count } else { $n = (Get-Content $Csv | Measure-Object -Line).Lines - 1 }
 Remove-Item -Recurse -Force $env:RESILIENTMAIL_DATA -ErrorAction SilentlyContinue
