@@ -314,6 +314,29 @@ public class RateLimiterTests
         Assert.Equal(TimeSpan.FromSeconds(seconds), r.Window);
     }
 
+    [Fact]
+    public async Task The_limit_counts_from_when_a_message_really_left()
+    {
+        var time = new FakeTimeProvider();
+        TimeSpan? requested = null;
+        var limiter = new SlidingWindowLimiter(new RateLimit(2, TimeSpan.FromSeconds(1)), time, e => requested = e.Limit);
+        var first = await limiter.WaitAsync(default);
+        var second = await limiter.WaitAsync(default);
+        time.Advance(TimeSpan.FromMilliseconds(500));
+        second.Started(); // the second message only left half a second after its permit
+
+        var third = limiter.WaitAsync(default);
+        Assert.False(third.IsCompleted);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), requested); // until the first one is a second old
+        time.Advance(requested!.Value);
+        await third.WaitAsync(TimeSpan.FromSeconds(5));
+
+        requested = null;
+        var fourth = limiter.WaitAsync(default);
+        Assert.False(fourth.IsCompleted);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), requested); // a second after the second one LEFT, not after its grant
+    }
+
     [Theory]
     [InlineData("fast")]
     [InlineData("0/second")]

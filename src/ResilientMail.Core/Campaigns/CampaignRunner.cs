@@ -312,10 +312,11 @@ namespace ResilientMail.Core.Campaigns
                     while (reader.TryRead(out var item))
                     {
                         if (IsPaused) continue; // stays pending in the journal for the resume
+                        SlidingWindowLimiter.Reservation? permit = null;
                         await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
                         try
                         {
-                            if (_limiter != null) await _limiter.WaitAsync(cancellationToken).ConfigureAwait(false);
+                            if (_limiter != null) permit = await _limiter.WaitAsync(cancellationToken).ConfigureAwait(false);
                             await _pacer.WaitTurnAsync(cancellationToken).ConfigureAwait(false);
                         }
                         finally
@@ -323,7 +324,7 @@ namespace ResilientMail.Core.Campaigns
                             _turn.Release();
                         }
                         if (IsPaused) continue;
-                        await SendOneAsync(courier, item, cancellationToken).ConfigureAwait(false);
+                        await SendOneAsync(courier, item, permit, cancellationToken).ConfigureAwait(false);
                     }
                 }
             }
@@ -340,9 +341,10 @@ namespace ResilientMail.Core.Campaigns
             Interlocked.Increment(ref _counts[(int)to]);
         }
 
-        private async Task SendOneAsync(Courier courier, WorkItem item, CancellationToken cancellationToken)
+        private async Task SendOneAsync(Courier courier, WorkItem item, SlidingWindowLimiter.Reservation? permit, CancellationToken cancellationToken)
         {
             _journal.Sending(item.Key, item.To);
+            permit?.Started(); // the limit counts from when the message really leaves
             Move(item.From, RecipientState.Sending);
             DeliveryResult result;
             try

@@ -45,7 +45,7 @@ namespace ResilientMail.Core.Resilience
         private readonly RateLimit _limit;
         private readonly TimeProvider _time;
         private readonly DeliveryEventSink? _events;
-        private readonly Queue<long> _starts = new Queue<long>();
+        private readonly Queue<Reservation> _starts = new Queue<Reservation>();
         private readonly SemaphoreSlim _turn = new SemaphoreSlim(1, 1);
 
         public SlidingWindowLimiter(RateLimit limit, TimeProvider time, DeliveryEventSink? events = null)
@@ -57,7 +57,19 @@ namespace ResilientMail.Core.Resilience
 
         public RateLimit Limit => _limit;
 
-        public async Task WaitAsync(CancellationToken cancellationToken)
+        /// <summary>
+        /// One permit. Its time is first the moment it was granted; <see cref="Started"/> moves it to the moment
+        /// the message really left, so the limit holds for actual send times, not only for grants.
+        /// </summary>
+        public sealed class Reservation
+        {
+            private readonly TimeProvider _time;
+            internal Reservation(TimeProvider time) { _time = time; Time = time.GetTimestamp(); }
+            internal long Time;
+            public void Started() => Interlocked.Exchange(ref Time, Math.Max(Interlocked.Read(ref Time), _time.GetTimestamp()));
+        }
+
+        public async Task<Reservation> WaitAsync(CancellationToken cancellationToken)
         {
             await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
@@ -66,13 +78,14 @@ namespace ResilientMail.Core.Resilience
                 {
                     long now = _time.GetTimestamp();
                     long window = (long)(_limit.Window.TotalSeconds * _time.TimestampFrequency);
-                    while (_starts.Count > 0 && now - _starts.Peek() >= window) _starts.Dequeue();
+                    while (_starts.Count > 0 && now - Interlocked.Read(ref _starts.Peek().Time) >= window) _starts.Dequeue();
                     if (_starts.Count < _limit.Count)
                     {
-                        _starts.Enqueue(now);
-                        return;
+                        var granted = new Reservation(_time);
+                        _starts.Enqueue(granted);
+                        return granted;
                     }
-                    var wait = TimeSpan.FromSeconds((double)(_starts.Peek() + window - now) / _time.TimestampFrequency);
+                    var wait = TimeSpan.FromSeconds((double)(Interlocked.Read(ref _starts.Peek().Time) + window - now) / _time.TimestampFrequency);
                     _events?.Invoke(new DeliveryEvent(DeliveryEventKind.RateLimit, $"Rate limit {_limit}: waiting {wait.TotalSeconds:0.###} s.") { Elapsed = TimeSpan.Zero, Limit = wait });
                     await _time.Delay(wait, cancellationToken).ConfigureAwait(false);
                 }
