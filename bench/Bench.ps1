@@ -81,6 +81,37 @@ try {
 }
 finally { $sinks.Values | ForEach-Object { Stop-Sink $_ } }
 
+# Recovery latency: from the server coming back after an outage to the next message accepted.
+function Measure-Recovery([double]$Interval) {
+    $samples = foreach ($i in 1..$runs) {
+        $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0); $probe.Start(); $port = $probe.LocalEndpoint.Port; $probe.Stop()
+        $job = Start-ThreadJob -ArgumentList $exe, $pre, $PSScriptRoot, $ModulePath, $port, $Interval {
+            param($exe, $pre, $dir, $module, $port, $interval)
+            & $exe @pre -NoProfile -NonInteractive -File (Join-Path $dir 'Scenario.ps1') -Scenario Recovery -ModulePath $module -Port $port -CheckInterval $interval 2>&1
+        }
+        # Down for a while (a random part of the check interval, so the probe phase varies), then up.
+        Start-Sleep -Milliseconds (2500 + (Get-Random -Maximum ([int]($Interval * 1000))))
+        $psi = [System.Diagnostics.ProcessStartInfo]::new('dotnet')
+        foreach ($a in @($tool, 'sink', '--port', "$port", '--delay-ms', '0')) { $psi.ArgumentList.Add($a) }
+        $psi.RedirectStandardInput = $true; $psi.RedirectStandardOutput = $true; $psi.UseShellExecute = $false
+        $sink = [System.Diagnostics.Process]::Start($psi)
+        $null = $sink.StandardOutput.ReadLine()
+        $upAt = [DateTimeOffset]::UtcNow.ToUnixTimeMilliseconds()
+        $out = $job | Receive-Job -Wait -AutoRemoveJob
+        $sink.StandardInput.Close(); if (-not $sink.WaitForExit(5000)) { $sink.Kill() }
+        $r = ($out | Where-Object { "$_" -match '^\{.*"seconds"' } | Select-Object -Last 1) | ConvertFrom-Json
+        if ($r.status -ne 'Sent') { throw "Recovery run did not send: $out" }
+        ($r.acceptedAtMs - $upAt) / 1000.0
+    }
+    $sorted = @($samples | Sort-Object)
+    [pscustomobject]@{ interval = $Interval; median = $sorted[1]; min = $sorted[0]; max = $sorted[-1] }
+}
+$recovery = foreach ($interval in 10, 1) {
+    $r = Measure-Recovery $interval
+    Write-Host ("Recovery with a {0} s check interval: {1:0.00} s ({2:0.00} - {3:0.00})" -f $interval, $r.median, $r.min, $r.max)
+    $r
+}
+
 # The engine's own cost and memory: a CSV campaign through the pickup transport (no network).
 $memory = foreach ($rowsCount in $memRows) {
     $csv = Join-Path $work "rows-$rowsCount.csv"
@@ -117,6 +148,8 @@ $targets = @(
     @{ What = "Peak working set, $('{0:N0}' -f $memRows[-1]) rows (pickup)"; Value = $memory[-1].peakMB; Goal = '< 250 MB'; Met = $memory[-1].peakMB -lt 250; Unit = 'MB' }
     @{ What = "Peak working set growth, $('{0:N0}' -f $memRows[0]) -> $('{0:N0}' -f $memRows[-1]) rows"; Value = $memory[-1].peakMB / $memory[0].peakMB; Goal = 'flat (< 1.5x)'; Met = ($memory[-1].peakMB / $memory[0].peakMB) -lt 1.5 }
     @{ What = 'Import-Module added to a bare pwsh start'; Value = $importStart - $bareStart; Goal = '< 400 ms'; Met = ($importStart - $bareStart) -lt 400; Unit = 'ms' }
+    @{ What = 'Recovery latency, 10 s check interval (slowest run)'; Value = $recovery[0].max; Goal = '<= 11 s'; Met = $recovery[0].max -le 11; Unit = 's' }
+    @{ What = 'Recovery latency, 1 s check interval (slowest run)'; Value = $recovery[1].max; Goal = '<= 2 s'; Met = $recovery[1].max -le 2; Unit = 's' }
     @{ What = 'Rate limit 50/second: achieved rate / limit'; Value = $rl.rate / 50; Goal = 'within 2%'; Met = [Math]::Abs($rl.rate / 50 - 1) -le 0.02 }
     @{ What = 'Rate limit 50/second: busiest 1 s window'; Value = $rl.maxInAnySecond; Goal = '<= 50'; Met = $rl.maxInAnySecond -le 50; Unit = 'msgs' }
 )
@@ -143,6 +176,7 @@ foreach ($t in $targets) {
 $null = $md.AppendLine()
 foreach ($m in $memory) { $null = $md.AppendLine(('Pickup-transport campaign, {0:N0} CSV rows: {1:0} rows/s, peak working set {2:0} MB.' -f $m.rows, $m.rate, $m.peakMB)) }
 $null = $md.AppendLine(('Rate limit 50/second: achieved {0:0.00}/s median ({1:0.00} - {2:0.00}); busiest 1 s window in any run: {3} messages.' -f $rl.rate, $rl.min, $rl.max, $rl.maxInAnySecond))
+foreach ($r in $recovery) { $null = $md.AppendLine(('Recovery after an outage, {0} s check interval: next message accepted {1:0.00} s after the server came back (median; {2:0.00} - {3:0.00}).' -f $r.interval, $r.median, $r.min, $r.max)) }
 $null = $md.AppendLine(('Module import: {0:0} ms added to a bare start of {1:0} ms (median of 10).' -f ($importStart - $bareStart), $bareStart))
 $null = $md.AppendLine()
 $null = $md.AppendLine('Reproduce: `dotnet tool restore && dotnet pwsh ./build.ps1 -Task Bench` (add `-Quick` for a short run).')

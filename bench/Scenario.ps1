@@ -10,7 +10,8 @@ param(
     [int]$Concurrency = 1,
     [string]$Csv,
     [string]$WorkDir = ([IO.Path]::GetTempPath()),
-    [string]$RateLimit
+    [string]$RateLimit,
+    [double]$CheckInterval = 10
 )
 $ErrorActionPreference = 'Stop'
 $WarningPreference = 'SilentlyContinue'
@@ -40,11 +41,18 @@ switch ($Scenario) {
         # Streamed to Out-Null: `$null = ...` would first collect every result object.
         Start-MailCampaign -Name bench -Path $Csv -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay | Out-Null
     }
+    'Recovery' {
+        # The server is down when this starts; the harness brings it up later. One message, sent when it is back.
+        $r = [pscustomobject]@{ Email = 'recover@example.com' } |
+            Send-ResilientMail -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -Subject 'Recovery' -Body $body -NoDelay `
+                -ConnectionCheckInterval $CheckInterval -ConnectionWaitTimeout 120 -ProbeTimeout 1
+        $extra = @{ acceptedAtMs = $r.Timestamp.ToUnixTimeMilliseconds(); status = "$($r.Status)" }
+    }
     default { throw "Unknown scenario $Scenario" }
 }
 $seconds = $clock.Elapsed.TotalSeconds
 $peak = [System.Diagnostics.Process]::GetCurrentProcess().PeakWorkingSet64 / 1MB
-$extra = @{}
+if ($Scenario -ne 'Recovery') { $extra = @{} }
 if ($Scenario -eq 'CampaignRateLimited') {
     # Start times of every send, from the journal (ms resolution): the achieved rate and the busiest 1 s window.
     $times = Get-Content (Get-ChildItem -Recurse $env:RESILIENTMAIL_DATA -Filter *.jsonl).FullName |
