@@ -239,7 +239,7 @@ namespace ResilientMail.Core.Campaigns
             }
             catch (MessageValidationException ex)
             {
-                _journal.Failed(key, permanent: true, ex.Problem.ToString(), ex.Message, 0);
+                _journal.Failed(key, permanent: true, ex.Problem.ToString(), ex.Message, 0, flush: false);
                 Move(from, RecipientState.FailedPermanent);
                 _onOutcome(new CampaignOutcome(key, address, CampaignRecipientStatus.Failed, rowNumber) { Error = ex, Note = ex.Message, Problem = ex.Problem });
                 return;

@@ -141,8 +141,9 @@ namespace ResilientMail.Core.Campaigns
 
         public void Run(string what, string? text = null) => Write(what, null, w => { if (text != null) w.WriteString("text", text); }, durable: true);
 
+        /// <summary>Buffered: the next durable record (a "sending") carries it to disk before anything is sent.</summary>
         public void Pending(string key, long row, IEnumerable<KeyValuePair<string, object?>>? data) =>
-            Write("pending", key, w =>
+            Write("pending", key, flush: false, body: w =>
             {
                 w.WriteNumber("row", row);
                 if (data != null)
@@ -153,7 +154,7 @@ namespace ResilientMail.Core.Campaigns
                 }
             });
 
-        public void Duplicate(string key, long row) => Write("duplicate", key, w => w.WriteNumber("row", row));
+        public void Duplicate(string key, long row) => Write("duplicate", key, flush: false, body: w => w.WriteNumber("row", row));
 
         /// <summary>Forced to disk before the message is handed to the transport.</summary>
         public void Sending(string key, string to) => Write("sending", key, w => w.WriteString("to", to), durable: true);
@@ -170,8 +171,9 @@ namespace ResilientMail.Core.Campaigns
                 w.WriteNumber("ms", (long)duration.TotalMilliseconds);
             });
 
-        public void Failed(string key, bool permanent, string reason, string error, int attempts) =>
-            Write(permanent ? "failed" : "deferred", key, w =>
+        /// <param name="flush">False for a row refused before sending: losing that record to a crash only means it is checked again.</param>
+        public void Failed(string key, bool permanent, string reason, string error, int attempts, bool flush = true) =>
+            Write(permanent ? "failed" : "deferred", key, flush: flush, body: w =>
             {
                 w.WriteString("reason", reason);
                 w.WriteString("error", error);
@@ -186,7 +188,7 @@ namespace ResilientMail.Core.Campaigns
                 w.WriteNumber("attempts", attempts);
             });
 
-        private void Write(string state, string? key, Action<Utf8JsonWriter>? body, bool durable = false)
+        private void Write(string state, string? key, Action<Utf8JsonWriter>? body, bool durable = false, bool flush = true)
         {
             lock (_lock)
             {
@@ -202,7 +204,7 @@ namespace ResilientMail.Core.Campaigns
                 _json.Flush();
                 _buffer.WriteByte((byte)'\n');
                 _file.Write(_buffer.GetBuffer(), 0, (int)_buffer.Length);
-                _file.Flush(durable);
+                if (flush || durable) _file.Flush(durable);
             }
         }
 
