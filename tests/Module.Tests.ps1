@@ -78,6 +78,6 @@ Describe 'Help' {
     It 'has an about_ResilientMail topic with the defaults' {
         $about = Get-Help about_ResilientMail | Out-String
         $about | Should -Match 'Waiting for connection'
-        $about | Should -Match '8\.8\.8\.8:53'
+        $about | Should -Match 'Test-InternetConnection\s+defaults\s+to\s+\S+:53'
     }
 }
