@@ -401,14 +401,7 @@ namespace ResilientMail.Core.Campaigns
         public async Task<CampaignSummary> CompleteAsync()
         {
             _queue?.Writer.TryComplete();
-            try
-            {
-                await Task.WhenAll(_workers).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                throw;
-            }
+            await Task.WhenAll(_workers).ConfigureAwait(false);
             if (!IsPaused) _journal.Run("completed");
             return Summarize();
         }

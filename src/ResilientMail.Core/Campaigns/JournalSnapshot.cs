@@ -43,6 +43,8 @@ namespace ResilientMail.Core.Campaigns
         public string? LastError { get; private set; }
         public string? LastPause { get; private set; }
         public bool Completed { get; private set; }
+        /// <summary>The last run was stopped by the user (Ctrl+C).</summary>
+        public bool Stopped { get; private set; }
         public DateTimeOffset? FirstAt { get; private set; }
         public DateTimeOffset? LastAt { get; private set; }
         /// <summary>Per-recipient detail, kept only when asked for (Get-MailCampaign -Recipients).</summary>
@@ -137,8 +139,9 @@ namespace ResilientMail.Core.Campaigns
                 case "definition":
                     if (e.TryGetProperty("campaign", out var def)) Definition = JsonSerializer.Deserialize<CampaignDefinition>(def.GetRawText(), CampaignJournal.Json);
                     return;
-                case "run-started": Runs++; Completed = false; return;
+                case "run-started": Runs++; Completed = false; Stopped = false; LastPause = null; return;
                 case "paused": LastPause = Text(e); Completed = false; return;
+                case "stopped": Stopped = true; return;
                 case "completed": Completed = true; LastPause = null; return;
                 case "duplicate":
                     _duplicateRows.Add(RecipientKey.Hash((key ?? "") + "#" + (e.TryGetProperty("row", out var dr) ? dr.GetInt64() : 0)));

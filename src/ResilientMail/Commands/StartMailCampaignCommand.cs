@@ -205,7 +205,7 @@ namespace ResilientMail.Commands
                     // Usually the queue has room and the row is taken at once, with no thread hop.
                     var taken = _runner!.SubmitAsync(row, _rows, StopToken);
                     if (taken.IsCompleted) { taken.GetAwaiter().GetResult(); Drain(); }
-                    else Await(_ => taken);
+                    else Await(taken);
                 }
                 catch (CampaignPausedException) { _rows--; throw; } // this row was not taken: it counts as not yet read
             }

@@ -58,20 +58,9 @@ namespace ResilientMail.Internal
             JournalPath = s.JournalPath,
         };
 
-        /// <summary>The state a journal was left in, read from its last run record.</summary>
+        /// <summary>The state a journal was left in, from its run records.</summary>
         public static string StateOf(JournalSnapshot s) =>
-            s.Completed ? "Completed" : s.LastPause != null ? "Paused" : s.Runs == 0 ? "New" : LastRunRecord(s.Path) ?? "Running";
-
-        private static string? LastRunRecord(string path)
-        {
-            string? state = null;
-            foreach (var line in File.ReadLines(path))
-            {
-                if (line.Contains("\"state\":\"run-started\"")) state = null;
-                else if (line.Contains("\"state\":\"stopped\"")) state = "Stopped";
-            }
-            return state;
-        }
+            s.Completed ? "Completed" : s.LastPause != null ? "Paused" : s.Stopped ? "Stopped" : s.Runs == 0 ? "New" : "Running";
 
         public static string NameFromPath(string path)
         {
