@@ -6,7 +6,7 @@ namespace ResilientMail.Core.Campaigns
     /// <summary>Where a campaign's mail goes, without any secret: enough to rebuild the transport on resume.</summary>
     public sealed record TransportSettings
     {
-        /// <summary>"Smtp" or "PickupDirectory" (later: "SendGrid", "Ses").</summary>
+        /// <summary>"Smtp", "PickupDirectory", "SendGrid" or "Ses".</summary>
         public string Kind { get; init; } = "Smtp";
         public string? Host { get; init; }
         public int Port { get; init; }
@@ -16,10 +16,28 @@ namespace ResilientMail.Core.Campaigns
         public string? UserName { get; init; }
         public double TimeoutSeconds { get; init; } = 30;
         public string? PickupDirectory { get; init; }
+        /// <summary>SendGrid's API root.</summary>
+        public string? BaseUri { get; init; }
+        /// <summary>SES: the region, an endpoint override and the named profile.</summary>
+        public string? Region { get; init; }
+        public string? EndpointUrl { get; init; }
+        public string? ProfileName { get; init; }
+        /// <summary>
+        /// Where the secret came from: "Parameter" (the caller must pass the transport again on resume),
+        /// "Environment" (SENDGRID_API_KEY, read again), or null (none, or the AWS chain/profile, resolved again).
+        /// </summary>
+        public string? SecretFrom { get; init; }
 
-        public override string ToString() => Kind == "PickupDirectory"
-            ? $"pickup directory {PickupDirectory}"
-            : $"smtp://{Host}:{Port} ({Security}{(UserName != null ? ", user " + UserName : "")})";
+        /// <summary>A resume must be handed the transport again, since its secret is never stored.</summary>
+        public bool NeedsCallerSecret => SecretFrom == "Parameter" || Kind == "Smtp" && UserName != null;
+
+        public override string ToString() => Kind switch
+        {
+            "PickupDirectory" => $"pickup directory {PickupDirectory}",
+            "SendGrid" => $"SendGrid {BaseUri}",
+            "Ses" => $"Amazon SES {Region}{(EndpointUrl != null ? " at " + EndpointUrl : "")}{(ProfileName != null ? ", profile " + ProfileName : "")}",
+            _ => $"smtp://{Host}:{Port} ({Security}{(UserName != null ? ", user " + UserName : "")})",
+        };
     }
 
     /// <summary>What a campaign sends: written as the first record of its journal so that a resume needs only the name.</summary>

@@ -1,10 +1,11 @@
 using System;
 using System.Management.Automation;
+using System.Security;
 using ResilientMail.Internal;
 
 namespace ResilientMail.Commands
 {
-    /// <summary>Makes a reusable, validated transport (SMTP or a pickup directory) for Send-ResilientMail and Start-MailCampaign.</summary>
+    /// <summary>Makes a reusable, validated transport (SMTP, SendGrid, Amazon SES or a pickup directory) for Send-ResilientMail and Start-MailCampaign.</summary>
     [Cmdlet(VerbsCommon.New, "MailTransport", DefaultParameterSetName = "Smtp")]
     [OutputType(typeof(MailTransport))]
     public sealed class NewMailTransportCommand : PSCmdlet
@@ -18,7 +19,10 @@ namespace ResilientMail.Commands
         [ValidateRange(0, 65535)]
         public int Port { get; set; }
 
+        /// <summary>SMTP: the login. SendGrid: the password is the API key. SES: user = access key id, password = secret access key.</summary>
         [Parameter(ParameterSetName = "Smtp")]
+        [Parameter(ParameterSetName = "SendGrid")]
+        [Parameter(ParameterSetName = "Ses")]
         [Credential]
         public PSCredential? Credential { get; set; }
 
@@ -43,19 +47,52 @@ namespace ResilientMail.Commands
         [ValidateNotNullOrEmpty]
         public string PickupDirectory { get; set; } = "";
 
+        [Parameter(Mandatory = true, ParameterSetName = "SendGrid")]
+        public SwitchParameter SendGrid { get; set; }
+
+        [Parameter(ParameterSetName = "SendGrid")]
+        public SecureString? ApiKey { get; set; }
+
+        [Parameter(ParameterSetName = "SendGrid")]
+        public Uri? BaseUri { get; set; }
+
+        [Parameter(Mandatory = true, ParameterSetName = "Ses")]
+        public SwitchParameter Ses { get; set; }
+
+        [Parameter(ParameterSetName = "Ses")]
+        [ValidateNotNullOrEmpty]
+        public string? Region { get; set; }
+
+        [Parameter(ParameterSetName = "Ses")]
+        [ValidateNotNullOrEmpty]
+        public string? ProfileName { get; set; }
+
+        [Parameter(ParameterSetName = "Ses")]
+        public Uri? EndpointUrl { get; set; }
+
         protected override void EndProcessing()
         {
             try
             {
-                if (ParameterSetName == "Pickup")
+                switch (ParameterSetName)
                 {
-                    WriteObject(MailTransport.Pickup(GetUnresolvedProviderPathFromPSPath(PickupDirectory)));
-                    return;
+                    case "Pickup":
+                        WriteObject(MailTransport.Pickup(GetUnresolvedProviderPathFromPSPath(PickupDirectory)));
+                        return;
+                    case "SendGrid":
+                        if (ApiKey != null && Credential != null) throw new ArgumentException("Use -ApiKey or -Credential, not both.");
+                        WriteObject(MailTransport.SendGrid(ApiKey ?? Credential?.Password, BaseUri, Timeout));
+                        return;
+                    case "Ses":
+                        WriteObject(MailTransport.Ses(Region, ProfileName, Credential, EndpointUrl, Timeout));
+                        return;
+                    default:
+                        var security = SmtpParameters.Resolve(this, UseSsl, UseStartTls, SecureSocketOptions);
+                        WriteObject(MailTransport.Smtp(SmtpServer, Port, security, Credential, SkipCertificateCheck, Timeout));
+                        return;
                 }
-                var security = SmtpParameters.Resolve(this, UseSsl, UseStartTls, SecureSocketOptions);
-                WriteObject(MailTransport.Smtp(SmtpServer, Port, security, Credential, SkipCertificateCheck, Timeout));
             }
-            catch (Exception ex) when (ex is ArgumentException || ex is System.IO.IOException || ex is UnauthorizedAccessException)
+            catch (Exception ex) when (ex is ArgumentException || ex is System.IO.IOException || ex is UnauthorizedAccessException || ex is UriFormatException)
             {
                 ThrowTerminatingError(new ErrorRecord(ex, "InvalidTransport", ErrorCategory.InvalidArgument, null));
             }

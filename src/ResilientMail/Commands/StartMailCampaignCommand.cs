@@ -253,7 +253,7 @@ namespace ResilientMail.Commands
         {
             var resume = $"Start-MailCampaign -Name '{Name.Replace("'", "''")}' -Resume" +
                          (JournalPath != null ? $" -JournalPath '{JournalPath.Replace("'", "''")}'" : "") +
-                         (_transport?.HasCredential == true ? " -Transport $transport" : "");
+                         (_transport?.NeedsCallerSecret == true ? " -Transport $transport" : "");
             bool piped = ParameterSetName == "Pipeline" && _received;
             if (piped) resume = "<the same input> | " + resume;
             var message = $"Campaign '{Name}' paused: {reason} Sent {info.Sent}, failed {info.Failed}, not yet sent {info.Remaining}" +
@@ -310,10 +310,23 @@ namespace ResilientMail.Commands
 
         private MailTransport TransportFromJournal(CampaignDefinition definition)
         {
-            if (definition.Transport.UserName != null)
-                Stop(new InvalidOperationException($"Campaign '{Name}' authenticates as '{definition.Transport.UserName}'. Credentials are never stored in the journal: pass -Transport (New-MailTransport ... -Credential)."),
+            var t = definition.Transport;
+            if (t.NeedsCallerSecret)
+            {
+                var who = t.Kind == "Smtp" ? $"authenticates as '{t.UserName}'" : $"was started with a {(t.Kind == "SendGrid" ? "SendGrid API key" : "AWS key")} passed as a parameter";
+                Stop(new InvalidOperationException($"Campaign '{Name}' {who}. Secrets are never stored in the journal: pass -Transport again (New-MailTransport ...)."),
                     "CredentialRequired", ErrorCategory.AuthenticationError);
-            return MailTransport.FromSettings(definition.Transport, null);
+            }
+            try
+            {
+                return MailTransport.FromSettings(t);
+            }
+            catch (ArgumentException ex)
+            {
+                Stop(new InvalidOperationException($"Campaign '{Name}' sends through {t}, which cannot be set up again here: {ex.Message} Pass -Transport.", ex),
+                    "CredentialRequired", ErrorCategory.AuthenticationError);
+                throw;
+            }
         }
 
         private void ConfirmContinue(string journalPath)
