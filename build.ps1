@@ -111,6 +111,11 @@ function Invoke-Test {
 
     Write-Host '== Pester' -ForegroundColor Cyan
     Invoke-Dotnet restore (Join-Path $Root 'tools/tools.csproj') --nologo -v q
+    # The HTTP fakes (SendGrid, the SES proxy) and the SES emulator the provider tests start.
+    Invoke-Dotnet build (Join-Path $Root 'tests/ResilientMail.TestServers/ResilientMail.TestServers.csproj') -c $Configuration --nologo -v q -o (Join-Path $Out 'testservers')
+    if (-not (Get-Command npm -ErrorAction SilentlyContinue)) { throw 'npm (Node.js) is needed for the SES emulator the tests start.' }
+    & npm ci --prefix (Join-Path $Root 'tests/ses') --ignore-scripts --no-audit --no-fund --loglevel=error
+    if ($LASTEXITCODE -ne 0) { throw "npm ci in tests/ses failed ($LASTEXITCODE)." }
     $pester = Join-Path (Get-NuGetPackagesFolder) 'pester/6.2.0/tools/Pester.psd1'
     if (-not (Test-Path $pester)) { throw "Pester 6.2.0 was not restored to $pester" }
     $summary = Join-Path $results 'pester.json'
@@ -124,6 +129,8 @@ Import-Module '$pester' -RequiredVersion 6.2.0
 `$config.TestResult.Enabled = `$true
 `$config.TestResult.OutputPath = '$results/pester.xml'
 `$env:RESILIENTMAIL_MODULE = '$ModuleOut/ResilientMail.psd1'
+# Tests name their AWS credentials and region; the SDK must never look for an instance role off this machine.
+`$env:AWS_EC2_METADATA_DISABLED = 'true'
 `$r = Invoke-Pester -Configuration `$config
 @{ Passed = `$r.PassedCount; Failed = `$r.FailedCount + `$r.FailedBlocksCount + `$r.FailedContainersCount } | ConvertTo-Json | Set-Content '$summary'
 "@

@@ -165,7 +165,11 @@ namespace ResilientMail.Core.Delivery
                     {
                         var failure = (args.Outcome.Exception as MailDeliveryException)?.Failure;
                         _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Retry,
-                            $"Attempt {args.AttemptNumber + 1} failed ({failure?.Kind}, {failure?.Reason}): {args.Outcome.Exception?.Message} Retrying in {args.RetryDelay.TotalSeconds:0.0} s (retry {args.AttemptNumber + 1} of {retry.MaxRetries})."));
+                            $"Attempt {args.AttemptNumber + 1} failed ({failure?.Kind}, {failure?.Reason}): {args.Outcome.Exception?.Message} Retrying in {args.RetryDelay.TotalSeconds:0.0} s (retry {args.AttemptNumber + 1} of {retry.MaxRetries}).")
+                        {
+                            Limit = args.RetryDelay,
+                            Reason = failure?.Reason,
+                        });
                         return default;
                     },
                 });

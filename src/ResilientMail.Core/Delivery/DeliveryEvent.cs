@@ -25,6 +25,8 @@ namespace ResilientMail.Core.Delivery
         /// <summary>For waits and pauses: how long so far, and how long at most.</summary>
         public TimeSpan? Elapsed { get; init; }
         public TimeSpan? Limit { get; init; }
+        /// <summary>For retries: why the last attempt failed.</summary>
+        public Resilience.FailureReason? Reason { get; init; }
     }
 
     /// <summary>Receives engine events; called from the engine's threads.</summary>

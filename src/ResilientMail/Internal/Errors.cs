@@ -53,7 +53,9 @@ namespace ResilientMail.Internal
 
         private static string? Advice(Failure failure) => failure.Reason switch
         {
-            FailureReason.Authentication => "Check the user name and password (or app password) in -Credential, and that the server allows SMTP AUTH for this account.",
+            FailureReason.Authentication => "Check the credentials given to New-MailTransport (SMTP: -Credential and that the server allows SMTP AUTH; SendGrid: -ApiKey and its Mail Send permission; SES: the keys or -ProfileName, the region and the clock).",
+            FailureReason.ProviderSuspended => "The provider has stopped sending for this account; resolve it with the provider, then run again (campaigns resume where they paused).",
+            FailureReason.Throttled => "The provider is rate limiting this account; lower -RateLimit or raise the account's sending quota.",
             FailureReason.Certificate => "Check -Port and the TLS mode (465 is SslOnConnect, 587 is StartTls), trust the server's certificate, or for a test server use -SkipCertificateCheck.",
             FailureReason.ConnectivityLost => "Check the network path to the server, then run the command again for the messages that were not sent.",
             FailureReason.RecipientRejected => "Check the recipient's address; the server will not take mail for it.",

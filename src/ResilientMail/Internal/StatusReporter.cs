@@ -76,6 +76,11 @@ namespace ResilientMail.Internal
                 case DeliveryEventKind.RateLimit:
                     if ((e.Limit ?? TimeSpan.Zero) >= TimeSpan.FromSeconds(1)) StartWait("Rate limit", TimeSpan.Zero, e.Limit ?? TimeSpan.Zero);
                     break;
+                case DeliveryEventKind.Retry:
+                    // A provider's 429 says how long to wait; show it like any other wait.
+                    if ((e.Limit ?? TimeSpan.Zero) >= TimeSpan.FromSeconds(1))
+                        StartWait(e.Reason == Core.Resilience.FailureReason.Throttled ? "Rate limited by the provider" : "Retrying", TimeSpan.Zero, e.Limit ?? TimeSpan.Zero);
+                    break;
                 case DeliveryEventKind.Attempt:
                 case DeliveryEventKind.Delivered:
                 case DeliveryEventKind.Failed:

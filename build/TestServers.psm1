@@ -1,0 +1,98 @@
+# Starts and stops the HTTP fakes the provider tests need, each on a free loopback port:
+#   - the SendGrid fake (tests/ResilientMail.TestServers, "sendgrid" role), and
+#   - aws-ses-v2-local (npm, pinned in tests/ses) behind the recording, fault-injecting proxy.
+# Control of a fake: Get-FakeRequest, Add-FakeFault, Reset-Fake. Nothing is assumed to be running beforehand.
+Set-StrictMode -Version Latest
+Import-Module (Join-Path $PSScriptRoot 'Smtp4dev.psm1') -Function Get-FreeTcpPort, Test-TcpPort
+$script:RepoRoot = Split-Path -Parent $PSScriptRoot
+
+function Get-TestServersDll {
+    $dll = Join-Path $script:RepoRoot 'out/testservers/ResilientMail.TestServers.dll'
+    if (-not (Test-Path $dll)) { throw "Test servers not built at $dll; run build.ps1 -Task Test." }
+    $dll
+}
+
+function Wait-Listening($Process, [string]$Log, [int]$Port, [string]$What, [int]$TimeoutSeconds = 60) {
+    $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        if ($Process.HasExited) { throw "$What exited at start (code $($Process.ExitCode)): $(Get-Content $Log -Raw -ErrorAction SilentlyContinue)" }
+        if (Test-TcpPort $Port) { return }
+        Start-Sleep -Milliseconds 100
+    }
+    $Process.Kill($true)
+    throw "$What did not start within $TimeoutSeconds s; see $Log"
+}
+
+function Start-FakeHttp([string[]]$Arguments, [string]$What) {
+    $port = Get-FreeTcpPort
+    $log = Join-Path ([IO.Path]::GetTempPath()) "rm-fake-$([guid]::NewGuid().ToString('n').Substring(0, 8)).log"
+    $process = Start-Process -FilePath 'dotnet' -ArgumentList (@((Get-TestServersDll)) + $Arguments + @('--port', $port)) -PassThru `
+        -RedirectStandardOutput $log -RedirectStandardError "$log.err"
+    Wait-Listening $process $log $port $What
+    [pscustomobject]@{ Process = $process; Port = $port; BaseUri = "http://127.0.0.1:$port"; Log = $log }
+}
+
+function Start-FakeSendGrid {
+    <# The SendGrid fake; requests must carry "Bearer <ApiKey>". #>
+    param([Parameter(Mandatory)][string]$ApiKey)
+    Start-FakeHttp @('sendgrid', '--api-key', $ApiKey) 'The SendGrid fake'
+}
+
+function Start-SesEmulator {
+    <# aws-ses-v2-local on a free loopback port, and the recording proxy in front of it (BaseUri is the proxy). #>
+    $main = Join-Path $script:RepoRoot 'tests/ses/node_modules/aws-ses-v2-local/dist/cli.js'
+    if (-not (Test-Path $main)) { throw "aws-ses-v2-local is not installed at $main; run build.ps1 -Task Test (it runs npm ci in tests/ses)." }
+    $port = Get-FreeTcpPort
+    $log = Join-Path ([IO.Path]::GetTempPath()) "rm-ses-$([guid]::NewGuid().ToString('n').Substring(0, 8)).log"
+    # SMTP_TRANSPORT would make the emulator relay what it stores; it must relay nowhere.
+    $saved = $env:SMTP_TRANSPORT; $env:SMTP_TRANSPORT = $null
+    try {
+        $node = Start-Process -FilePath 'node' -ArgumentList @($main, '--host', '127.0.0.1', '--port', $port) -PassThru `
+            -RedirectStandardOutput $log -RedirectStandardError "$log.err"
+    } finally { $env:SMTP_TRANSPORT = $saved }
+    Wait-Listening $node $log $port 'aws-ses-v2-local'
+    $proxy = Start-FakeHttp @('proxy', '--upstream', "http://127.0.0.1:$port") 'The SES proxy'
+    [pscustomobject]@{ Process = $proxy.Process; Port = $proxy.Port; BaseUri = $proxy.BaseUri; Log = $proxy.Log
+                       Emulator = $node; EmulatorUri = "http://127.0.0.1:$port"; EmulatorLog = $log }
+}
+
+function Get-SesStore {
+    <# What the emulator holds: one object per email (from, destination, subject, body, attachments). #>
+    param([Parameter(Mandatory)]$Ses)
+    @((Invoke-RestMethod "$($Ses.EmulatorUri)/store").emails | ForEach-Object { $_ })
+}
+
+function Clear-SesStore {
+    param([Parameter(Mandatory)]$Ses)
+    $null = Invoke-RestMethod -Method Post "$($Ses.EmulatorUri)/clear-store"
+    Reset-Fake $Ses
+}
+
+function Get-FakeRequest {
+    <# Every request the fake (or proxy) received: Method, Path, Headers, Body. #>
+    param([Parameter(Mandatory)]$Server)
+    # Invoke-RestMethod hands a JSON array over as one object: unroll it.
+    @(Invoke-RestMethod "$($Server.BaseUri)/_fake/requests" | ForEach-Object { $_ })
+}
+
+function Add-FakeFault {
+    <# Scripted answers for the next requests: @{ Status = 429; Headers = @{ 'Retry-After' = '1' }; Body = '...'; DelayMs = 0; Abort = $false; Times = 1 } #>
+    param([Parameter(Mandatory)]$Server, [Parameter(Mandatory)][hashtable[]]$Fault)
+    $null = Invoke-RestMethod -Method Post "$($Server.BaseUri)/_fake/faults" -ContentType 'application/json' -Body (ConvertTo-Json -InputObject @($Fault) -Depth 5)
+}
+
+function Reset-Fake {
+    param([Parameter(Mandatory)]$Server)
+    $null = Invoke-RestMethod -Method Post "$($Server.BaseUri)/_fake/reset"
+}
+
+function Stop-TestServer {
+    param([Parameter(Mandatory, ValueFromPipeline)]$Server)
+    process {
+        foreach ($p in @($Server.Process) + @(if ($Server.PSObject.Properties['Emulator']) { $Server.Emulator })) {
+            if ($p -and -not $p.HasExited) { $p.Kill($true); $null = $p.WaitForExit(10000) }
+        }
+    }
+}
+
+Export-ModuleMember -Function Start-FakeSendGrid, Start-SesEmulator, Get-SesStore, Clear-SesStore, Get-FakeRequest, Add-FakeFault, Reset-Fake, Stop-TestServer
