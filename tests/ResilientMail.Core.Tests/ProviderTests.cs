@@ -422,6 +422,39 @@ public class SesTransportTests
         Assert.Single(server.Requests);
     }
 
+    [Fact]
+    public async Task A_slow_answer_times_out_as_uncertain_and_a_refused_connection_is_retried_until_the_endpoint_is_up()
+    {
+        await using (var slow = await FakeHttpServer.StartAsync(Role.Proxy, upstream: new Uri("http://127.0.0.1:9")))
+        {
+            slow.AddFaults(new Fault { DelayMs = 3000 }, Ok());
+            var transport = new SesTransport(new SesOptions { Region = "eu-west-1", EndpointUrl = slow.BaseUri, AccessKeyId = AccessKey, SecretAccessKey = new Secret(SecretKey), Timeout = TimeSpan.FromMilliseconds(500) });
+            using var courier = SendGridTransportTests.Courier(transport);
+            var result = await courier.DeliverAsync(Clock.Message(), default);
+            Assert.Equal(DeliveryStatus.Uncertain, result.Status);
+            Assert.Equal(FailureReason.Timeout, result.Failure!.Reason);
+        }
+
+        var hold = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        hold.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        int port = ((IPEndPoint)hold.LocalEndPoint!).Port;
+        var events = new List<DeliveryEvent>();
+        using var later = SendGridTransportTests.Courier(new SesTransport(new SesOptions
+        {
+            Region = "eu-west-1", EndpointUrl = new Uri($"http://127.0.0.1:{port}"), AccessKeyId = AccessKey, SecretAccessKey = new Secret(SecretKey),
+        }), events);
+        var sending = later.DeliverAsync(Clock.Message(), default);
+        await Task.Delay(400);
+        Assert.False(sending.IsCompleted);
+        hold.Dispose();
+        await using var server = await FakeHttpServer.StartAsync(Role.Proxy, port, upstream: new Uri("http://127.0.0.1:9"));
+        server.AddFaults(Ok());
+        var sent = await sending.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(DeliveryStatus.Sent, sent.Status);
+        Assert.Single(server.Requests);
+        Assert.Contains(events, e => e.Text.Contains("Network error talking to Amazon SES"));
+    }
+
     private static string SignatureOf(RecordedRequest r) => r.Headers["Authorization"].Split("Signature=")[1].Trim();
 
     /// <summary>SigV4 from the specification, written here without AWSSDK, over the request as the server saw it.</summary>
