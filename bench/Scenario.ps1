@@ -11,7 +11,9 @@ param(
     [string]$Csv,
     [string]$WorkDir = ([IO.Path]::GetTempPath()),
     [string]$RateLimit,
-    [double]$CheckInterval = 10
+    [double]$CheckInterval = 10,
+    # Steady state: run the same command over this many other rows first, untimed (JIT and tiering warm).
+    [int]$Warmup = 0
 )
 $ErrorActionPreference = 'Stop'
 $WarningPreference = 'SilentlyContinue'
@@ -20,6 +22,17 @@ if ($ModulePath) { Import-Module $ModulePath }
 $env:RESILIENTMAIL_DATA = Join-Path $WorkDir "data-$([guid]::NewGuid().ToString('n'))"
 $rows = if (-not $Csv) { 1..$Count | ForEach-Object { [pscustomobject]@{ Email = "r$_@example.com"; FirstName = "N$_" } } }
 $body = "A benchmark message body.`r`nSecond line."
+if ($Warmup -gt 0) {
+    $warm = 1..$Warmup | ForEach-Object { [pscustomobject]@{ Email = "w$_@example.com"; FirstName = "W$_" } }
+    switch ($Scenario) {
+        'SendResilientMail' { $warm | Send-ResilientMail -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay | Out-Null }
+        'Campaign' {
+            $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $Port
+            $warm | Start-MailCampaign -Name bench-warmup -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -Concurrency $Concurrency | Out-Null
+        }
+        default { throw "No warm-up for $Scenario" }
+    }
+}
 $clock = [System.Diagnostics.Stopwatch]::StartNew()
 switch ($Scenario) {
     'SendMailMessage' {

@@ -187,6 +187,8 @@ Describe 'Stopping and outages' {
             $warnings = $null
             $results = 1..6 | ForEach-Object {
                 if ($_ -eq 4) {
+                    # Rows are sent in the background while the next ones are read: let the first three land first.
+                    Wait-Until { @(Get-Smtp4devMessage $s).Count -ge 3 } | Should -BeTrue
                     Stop-Smtp4dev $s
                     $restart = Start-ThreadJob -ArgumentList $helpers, $s.SmtpPort, $s.WebPort, $dir {
                         param($helpers, $smtpPort, $webPort, $dir)

@@ -1,7 +1,8 @@
 // Bench helpers. Not shipped and not tests.
 //   sink  --port P --delay-ms D   a fast loopback SMTP sink (PIPELINING, 8BITMIME); holds each reply batch D ms
 //                                  to simulate a round trip; XCOUNT answers "250 <accepted>", XRESET zeroes it
-//   bare  --port P --count N      the practical ceiling: a bare MailKit loop over one connection, no resilience
+//   bare  --port P --count N [--warmup W]   the practical ceiling: a bare MailKit loop over one connection, no
+//                                 resilience; W messages first, untimed, when measuring the steady state
 //   chart --in results.json --out chart.png
 using System.Diagnostics;
 using System.Net;
@@ -21,7 +22,7 @@ static string Arg(string[] a, string name, string fallback)
 switch (args.FirstOrDefault())
 {
     case "sink": await Sink.RunAsync(int.Parse(Arg(args, "--port", "0")), int.Parse(Arg(args, "--delay-ms", "0"))); break;
-    case "bare": await Bare.RunAsync(int.Parse(Arg(args, "--port", "25")), int.Parse(Arg(args, "--count", "1000"))); break;
+    case "bare": await Bare.RunAsync(int.Parse(Arg(args, "--port", "25")), int.Parse(Arg(args, "--count", "1000")), int.Parse(Arg(args, "--warmup", "0"))); break;
     case "chart": Chart.Render(Arg(args, "--in", "results.json"), Arg(args, "--out", "chart.png")); break;
     default: Console.Error.WriteLine("usage: sink|bare|chart"); return 2;
 }
@@ -110,22 +111,25 @@ static class Sink
 
 static class Bare
 {
-    public static async Task RunAsync(int port, int count)
+    public static async Task RunAsync(int port, int count, int warmup)
     {
         using var client = new SmtpClient();
-        var clock = Stopwatch.StartNew();
         await client.ConnectAsync("127.0.0.1", port, SecureSocketOptions.None);
-        for (int i = 0; i < count; i++)
-        {
-            var message = new MimeMessage();
-            message.From.Add(MailboxAddress.Parse("bench@example.com"));
-            message.To.Add(MailboxAddress.Parse($"r{i}@example.com"));
-            message.Subject = $"Bench {i}";
-            message.Body = new TextPart("plain") { Text = "A benchmark message body.\r\nSecond line." };
-            await client.SendAsync(message);
-        }
+        for (int i = 0; i < warmup; i++) await client.SendAsync(Message(i));
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < count; i++) await client.SendAsync(Message(i));
         await client.DisconnectAsync(true);
         Console.WriteLine(JsonSerializer.Serialize(new { seconds = clock.Elapsed.TotalSeconds, count }));
+    }
+
+    private static MimeMessage Message(int i)
+    {
+        var message = new MimeMessage();
+        message.From.Add(MailboxAddress.Parse("bench@example.com"));
+        message.To.Add(MailboxAddress.Parse($"r{i}@example.com"));
+        message.Subject = $"Bench {i}";
+        message.Body = new TextPart("plain") { Text = "A benchmark message body.\r\nSecond line." };
+        return message;
     }
 }
 

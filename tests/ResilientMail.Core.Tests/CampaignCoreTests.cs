@@ -163,6 +163,64 @@ public sealed class CampaignCoreTests : IDisposable
     }
 
     [Fact]
+    public async Task An_intent_never_handed_over_is_pending_in_the_same_boot_and_uncertain_after_a_restart()
+    {
+        using (var first = Start())
+        {
+            await first.Runner.SubmitAsync(Row("u1@example.com"), 1, default);
+            await first.Runner.CompleteAsync();
+        }
+        // A crash with one message on the wire (intent + sending) and the next one's intent already on disk.
+        using (var crash = CampaignJournal.Open(JournalFile))
+        {
+            crash.Run("run-started");
+            crash.Pending("u2@example.com", 2, Row("u2@example.com"));
+            crash.Pending("u3@example.com", 3, Row("u3@example.com"));
+            await crash.IntentAsync("u2@example.com", "u2@example.com");
+            crash.Sending("u2@example.com", "u2@example.com");
+            await crash.IntentAsync("u3@example.com", "u3@example.com");
+        }
+
+        var sameBoot = JournalSnapshot.Load(JournalFile);
+        Assert.Equal(RecipientState.Sending, sameBoot.StateOf("u2@example.com")); // handed over: Uncertain
+        Assert.Equal(BootId.Current == null ? RecipientState.Sending : RecipientState.Pending, sameBoot.StateOf("u3@example.com"));
+
+        // The same journal read after the OS restarted: the unforced "sending" of u3 could have been lost.
+        var lines = File.ReadAllLines(JournalFile).Select(l => l.Replace("\"boot\":\"", "\"boot\":\"earlier-")).ToArray();
+        File.WriteAllLines(JournalFile, lines);
+        var afterRestart = JournalSnapshot.Load(JournalFile);
+        Assert.Equal(RecipientState.Sending, afterRestart.StateOf("u3@example.com"));
+        Assert.Equal(RecipientState.Sent, afterRestart.StateOf("u1@example.com"));
+    }
+
+    [Fact]
+    public async Task The_next_intent_reaches_the_disk_while_the_current_message_is_on_the_wire()
+    {
+        using var submitted = new ManualResetEventSlim();
+        // The first send waits until every row is queued, so from the second message on there is always one to read ahead.
+        using (var run = Start(n => { if (n == 1) submitted.Wait(TimeSpan.FromSeconds(10)); return null; }))
+        {
+            for (int i = 1; i <= 4; i++) await run.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default);
+            submitted.Set();
+            await run.Runner.CompleteAsync();
+        }
+        var records = File.ReadAllLines(JournalFile).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+            .Where(e => e.TryGetProperty("key", out _))
+            .Select(e => (State: e.GetProperty("state").GetString(), Key: e.GetProperty("key").GetString())).ToList();
+        int Index(string state, string key) => records.FindIndex(r => r.State == state && r.Key == key);
+        for (int i = 1; i <= 4; i++)
+        {
+            var key = $"u{i}@example.com";
+            Assert.True(Index("intent", key) >= 0 && Index("intent", key) < Index("sending", key), $"{key}: intent before sending");
+            Assert.True(Index("sending", key) < Index("sent", key));
+        }
+        // The next message's intent was written before the current one's outcome: the disk wait overlapped the send.
+        Assert.True(Index("intent", "u3@example.com") < Index("sent", "u2@example.com"));
+        Assert.True(Index("intent", "u4@example.com") < Index("sent", "u3@example.com"));
+        Assert.Equal(4, JournalSnapshot.Load(JournalFile).Count(RecipientState.Sent));
+    }
+
+    [Fact]
     public async Task Resume_with_resend_uncertain_and_retry_failed_sends_those_too()
     {
         using (var first = Start())

@@ -304,32 +304,60 @@ namespace ResilientMail.Core.Campaigns
         {
             var courierOptions = _options.Courier with { Pacing = PacingOptions.None };
             using var courier = new Courier(_transports(_events), courierOptions, _probe, _time, _random, _events);
+            // One message ahead: its intent is forced to disk while the current one is on the wire, so the
+            // disk's latency is not added to every send. An intent never followed by "sending" is read back
+            // as not sent (in the same boot), so reading ahead loses and duplicates nothing.
+            WorkItem? ahead = null;
+            Task? aheadIntent = null;
             try
             {
                 var reader = _queue!.Reader;
-                while (await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+                while (true)
                 {
-                    while (reader.TryRead(out var item))
+                    WorkItem item;
+                    Task? intent = null;
+                    if (ahead != null)
                     {
-                        if (IsPaused) continue; // stays pending in the journal for the resume
-                        SlidingWindowLimiter.Reservation? permit = null;
-                        await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
-                        try
-                        {
-                            if (_limiter != null) permit = await _limiter.WaitAsync(cancellationToken).ConfigureAwait(false);
-                            await _pacer.WaitTurnAsync(cancellationToken).ConfigureAwait(false);
-                        }
-                        finally
-                        {
-                            _turn.Release();
-                        }
-                        if (IsPaused) continue;
-                        await SendOneAsync(courier, item, permit, cancellationToken).ConfigureAwait(false);
+                        item = ahead;
+                        intent = aheadIntent;
+                        ahead = null;
+                        aheadIntent = null;
                     }
+                    else
+                    {
+                        if (!await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false)) break;
+                        if (!reader.TryRead(out var read)) continue;
+                        item = read;
+                    }
+                    if (IsPaused) continue; // stays pending in the journal for the resume
+                    SlidingWindowLimiter.Reservation? permit = null;
+                    await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    try
+                    {
+                        if (_limiter != null) permit = await _limiter.WaitAsync(cancellationToken).ConfigureAwait(false);
+                        await _pacer.WaitTurnAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        _turn.Release();
+                    }
+                    if (IsPaused) continue;
+                    await (intent ?? _journal.IntentAsync(item.Key, item.To)).ConfigureAwait(false);
+                    if (reader.TryRead(out var next))
+                    {
+                        ahead = next;
+                        aheadIntent = _journal.IntentAsync(next.Key, next.To);
+                    }
+                    await SendOneAsync(courier, item, permit, cancellationToken).ConfigureAwait(false);
                 }
             }
             finally
             {
+                if (aheadIntent != null)
+                {
+                    try { await aheadIntent.ConfigureAwait(false); }
+                    catch (Exception) { /* the run is ending anyway; an intent that did not reach the disk was never acted on */ }
+                }
                 using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(2));
                 try { await courier.CloseAsync(quick.Token).ConfigureAwait(false); } catch (Exception) { /* closing is best effort */ }
             }

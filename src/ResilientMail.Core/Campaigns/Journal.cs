@@ -4,6 +4,8 @@ using System.IO;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Threading.Tasks;
+using Microsoft.Win32.SafeHandles;
 
 namespace ResilientMail.Core.Campaigns
 {
@@ -19,9 +21,13 @@ namespace ResilientMail.Core.Campaigns
 
     /// <summary>
     /// An append-only JSON-lines file: one record per state change, readable by a person. Each record is
-    /// written to the operating system at once (a killed process loses nothing it wrote); the record that
-    /// says a message is about to be sent is also forced to disk before the send, so that after any crash a
-    /// message is either known unsent, known sent, or reported Uncertain - never silently sent twice.
+    /// written to the operating system at once (a killed process loses nothing it wrote). Before a message
+    /// is sent, an "intent" record is forced to disk, and a "sending" record is written (not forced) at the
+    /// moment it is handed to the transport. After any crash a message is known unsent, known sent, or
+    /// reported Uncertain - never silently sent twice: an intent without "sending" was never started when
+    /// the journal is read in the same boot of the OS (the written record cannot have been lost), and is
+    /// Uncertain after a restart of the OS. Because only the intent waits for the disk, the intent of the
+    /// next message is forced while the current one is on the wire.
     /// </summary>
     public sealed class CampaignJournal : IDisposable
     {
@@ -139,7 +145,11 @@ namespace ResilientMail.Core.Campaigns
                 JsonSerializer.Serialize(w, definition, Json);
             }, durable: true);
 
-        public void Run(string what, string? text = null) => Write(what, null, w => { if (text != null) w.WriteString("text", text); }, durable: true);
+        public void Run(string what, string? text = null) => Write(what, null, w =>
+        {
+            if (text != null) w.WriteString("text", text);
+            if (what == "run-started" && BootId.Current != null) w.WriteString("boot", BootId.Current);
+        }, durable: true);
 
         /// <summary>Buffered: the next durable record (a "sending") carries it to disk before anything is sent.</summary>
         public void Pending(string key, long row, IEnumerable<KeyValuePair<string, object?>>? data) =>
@@ -156,8 +166,31 @@ namespace ResilientMail.Core.Campaigns
 
         public void Duplicate(string key, long row) => Write("duplicate", key, flush: false, body: w => w.WriteNumber("row", row));
 
-        /// <summary>Forced to disk before the message is handed to the transport.</summary>
-        public void Sending(string key, string to) => Write("sending", key, w => w.WriteString("to", to), durable: true);
+        /// <summary>
+        /// The message is about to be sent: written, then forced to disk on a pool thread (the task ends when it
+        /// is on disk). Other records can be written meanwhile. Await it before <see cref="Sending"/>.
+        /// </summary>
+        public Task IntentAsync(string key, string to)
+        {
+            Write("intent", key, w => w.WriteString("to", to));
+            return Task.Run(Sync);
+        }
+
+        /// <summary>Handed to the transport now. Written, not forced: the intent before it is on disk already.</summary>
+        public void Sending(string key, string to) => Write("sending", key, w => w.WriteString("to", to));
+
+        /// <summary>Forces everything written so far to disk without holding the lock while the disk works.</summary>
+        private void Sync()
+        {
+            SafeFileHandle handle;
+            lock (_lock)
+            {
+                if (_disposed) throw new ObjectDisposedException(nameof(CampaignJournal));
+                handle = _file.SafeFileHandle; // the buffer was written to the OS by Write
+            }
+            if (DiskSync.TrySync(handle)) return;
+            lock (_lock) _file.Flush(true);
+        }
 
         /// <summary>The send was cancelled before any of the message left: the recipient is pending again.</summary>
         public void Released(string key) => Write("released", key, null);

@@ -32,6 +32,9 @@ namespace ResilientMail.Core.Campaigns
     {
         private readonly Dictionary<ulong, RecipientState> _states = new Dictionary<ulong, RecipientState>();
         private readonly HashSet<ulong> _duplicateRows = new HashSet<ulong>();
+        // Recipients whose last record is an intent, with the boot of the OS the run that wrote it was in.
+        private readonly Dictionary<ulong, string?> _intents = new Dictionary<ulong, string?>();
+        private string? _runBoot;
 
         public string Path { get; private set; } = "";
         public CampaignDefinition? Definition { get; private set; }
@@ -77,6 +80,7 @@ namespace ResilientMail.Core.Campaigns
                 catch (JsonException) { snapshot.SkippedLines++; continue; }
                 using (doc) snapshot.Apply(doc.RootElement);
             }
+            snapshot.ResolveIntents(BootId.Current);
             return snapshot;
         }
 
@@ -139,7 +143,7 @@ namespace ResilientMail.Core.Campaigns
                 case "definition":
                     if (e.TryGetProperty("campaign", out var def)) Definition = JsonSerializer.Deserialize<CampaignDefinition>(def.GetRawText(), CampaignJournal.Json);
                     return;
-                case "run-started": Runs++; Completed = false; Stopped = false; LastPause = null; return;
+                case "run-started": Runs++; Completed = false; Stopped = false; LastPause = null; _runBoot = Str(e, "boot"); return;
                 case "paused": LastPause = Text(e); Completed = false; return;
                 case "stopped": Stopped = true; return;
                 case "completed": Completed = true; LastPause = null; return;
@@ -149,6 +153,14 @@ namespace ResilientMail.Core.Campaigns
             }
             if (key == null) return;
             ulong h = RecipientKey.Hash(key);
+            if (state == "intent")
+            {
+                // Decided when the whole journal has been read (ResolveIntents); until then it is as it was.
+                _intents[h] = _runBoot;
+                if (!_states.ContainsKey(h)) _states[h] = RecipientState.Pending;
+                return;
+            }
+            if (state != "pending") _intents.Remove(h);
             RecipientState? next = state switch
             {
                 "pending" => _states.ContainsKey(h) ? (RecipientState?)null : RecipientState.Pending,
@@ -177,6 +189,23 @@ namespace ResilientMail.Core.Campaigns
             if (e.TryGetProperty("reason", out var rea)) r.Reason = rea.GetString();
             if (state == "sent") r.Error = null;
             if (e.TryGetProperty("error", out var err)) r.Error = err.GetString();
+        }
+
+        /// <summary>
+        /// An intent with no "sending" after it was never handed over when the run that wrote it was in this
+        /// boot of the OS (its "sending" record could not have been lost); otherwise it may have been: Uncertain.
+        /// </summary>
+        internal void ResolveIntents(string? currentBoot)
+        {
+            foreach (var intent in _intents)
+            {
+                if (intent.Value != null && intent.Value == currentBoot) continue; // stays as it was before the intent
+                _states[intent.Key] = RecipientState.Sending;
+                if (Recipients == null) continue;
+                foreach (var r in Recipients.Values)
+                    if (RecipientKey.Hash(r.Key) == intent.Key) { r.State = RecipientState.Sending; break; }
+            }
+            _intents.Clear();
         }
 
         private static string? Str(JsonElement e, string name) => e.TryGetProperty(name, out var v) ? v.GetString() : null;

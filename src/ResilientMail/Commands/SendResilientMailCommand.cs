@@ -4,6 +4,8 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
 using System.Threading;
+using System.Threading.Channels;
+using System.Threading.Tasks;
 using MimeKit;
 using ResilientMail.Core.Delivery;
 using ResilientMail.Core.Messages;
@@ -102,6 +104,20 @@ namespace ResilientMail.Commands
 
         private Courier? _courier;
         private StatusReporter? _status;
+        // Records are built and bound on the pipeline thread while the previous message is on the wire:
+        // one message may wait here while one is sent, so at most one more row is read than is sent.
+        private Channel<Outgoing>? _queue;
+        private Task? _sender;
+        private int _received;
+        private Outgoing? _stopped;
+
+        private sealed class Outgoing
+        {
+            public Outgoing(MimeMessage message, string label) { Message = message; Label = label; }
+            public MimeMessage Message { get; }
+            public string Label { get; }
+            public DeliveryResult? Result { get; set; }
+        }
 
         protected override void BeginProcessing()
         {
@@ -125,6 +141,24 @@ namespace ResilientMail.Commands
             _courier = new Courier(transport.Open(sink), options, new TcpProbe(), TimeProvider.System, new Random(), sink);
             WriteVerbose($"Sending through {_courier.Transport.Description}; retries {options.Retry.MaxRetries}, timeout {transport.Timeout.TotalSeconds:0.#} s, " +
                          (options.Pacing.IsOff ? "no pacing." : $"gap {options.Pacing.MinGap.TotalSeconds:0.#}-{options.Pacing.MaxGap.TotalSeconds:0.#} s, pause {options.Pacing.BatchPause.TotalSeconds:0} s every {options.Pacing.BatchSize}."));
+            _queue = Channel.CreateBounded<Outgoing>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
+            var courier = _courier;
+            var queue = _queue;
+            _sender = Task.Run(() => SendAllAsync(courier, queue.Reader, StopToken));
+        }
+
+        /// <summary>The one sender: messages leave in input order over one connection; a failure that stops the run ends it.</summary>
+        private async Task SendAllAsync(Courier courier, ChannelReader<Outgoing> queue, CancellationToken token)
+        {
+            while (await queue.WaitToReadAsync(token).ConfigureAwait(false))
+            {
+                while (queue.TryRead(out var item))
+                {
+                    item.Result = await courier.DeliverAsync(item.Message, token).ConfigureAwait(false);
+                    Post(() => Finished(item));
+                    if (item.Result.Failure?.StopsRun == true) return;
+                }
+            }
         }
 
         protected override void ProcessRecord()
@@ -133,9 +167,10 @@ namespace ResilientMail.Commands
             var status = _status!;
             string label = string.Join(", ", To);
             MimeMessage message;
+            _received++;
             try
             {
-                message = MessageBuilder.Build(new MessageTemplate(Spec()), RowOf(InputObject));
+                message = MessageBuilder.Build(CurrentTemplate(), RowOf(InputObject));
                 label = Courier.Recipients(message);
             }
             catch (MessageValidationException ex)
@@ -151,32 +186,68 @@ namespace ResilientMail.Commands
                 return;
             }
 
-            if (!ShouldProcess(label, $"Send mail '{message.Subject}' through {courier.Transport.Description}")) return;
+            if (!ShouldProcess(label, $"Send mail '{message.Subject}' through {courier.Transport.Description}"))
+            {
+                _received--;
+                return;
+            }
 
             status.Sending(label);
-            // Started here rather than on a pool thread: the send runs until its first real wait without a hop.
-            var result = Await(courier.DeliverAsync(message, StopToken));
-            status.Count(result.Status);
-            WriteObject(ToOutput(result, message.Subject ?? ""));
+            var item = new Outgoing(message, label);
+            var queue = _queue!.Writer;
+            while (!queue.TryWrite(item))
+            {
+                // The sender is busy with the previous message: show its events and results while waiting for room.
+                if (!Await(queue.WaitToWriteAsync(StopToken).AsTask()))
+                {
+                    ThrowIfStopped();
+                    return; // the sender ended: the stop error is raised below
+                }
+                ThrowIfStopped();
+            }
+            Drain();
+            ThrowIfStopped();
+        }
 
+        /// <summary>On the pipeline thread, in input order: the result object, and an error when it failed.</summary>
+        private void Finished(Outgoing item)
+        {
+            var result = item.Result!;
+            _status!.Count(result.Status);
+            WriteObject(ToOutput(result, item.Message.Subject ?? ""));
             if (result.Failure == null || result.Error == null) return;
             if (result.Failure.StopsRun)
             {
-                var stopped = new InvalidOperationException(
-                    $"Sending stopped: {result.Failure.Message} Sent {status.Sent} of the {status.Done} message(s) received so far; {status.Done - status.Sent} not sent (this one included), and the rest of the input was not read." +
-                    (result.Failure.Reason == FailureReason.ConnectivityLost ? " Run the command again for the remaining rows once the network is back." : ""),
-                    result.Error);
-                var record = Errors.For(stopped, result.Failure, label);
-                status.Complete();
-                ThrowTerminatingError(record);
+                _stopped = item;
+                _queue?.Writer.TryComplete();
+                return;
             }
-            WriteError(Errors.For(result.Error, result.Failure, label));
+            WriteError(Errors.For(result.Error, result.Failure, item.Label));
+        }
+
+        private void ThrowIfStopped()
+        {
+            var item = _stopped;
+            if (item == null) return;
+            var status = _status!;
+            var failure = item.Result!.Failure!;
+            int notSent = _received - status.Sent;
+            var stopped = new InvalidOperationException(
+                $"Sending stopped: {failure.Message} Sent {status.Sent} of the {_received} message(s) received so far; {notSent} not sent (this one included), and the rest of the input was not read." +
+                (failure.Reason == FailureReason.ConnectivityLost ? " Run the command again for the remaining rows once the network is back." : ""),
+                item.Result.Error);
+            var record = Errors.For(stopped, failure, item.Label);
+            status.Complete();
+            ThrowTerminatingError(record);
         }
 
         protected override void EndProcessing()
         {
             if (_courier != null)
             {
+                _queue!.Writer.TryComplete();
+                Await(_sender!);
+                ThrowIfStopped();
                 var courier = _courier;
                 Await(token => courier.CloseAsync(token));
                 WriteVerbose($"Closed {courier.Transport.Description}. Sent {_status!.Sent}, failed {_status.Failed}, uncertain {_status.Uncertain}.");
@@ -191,7 +262,11 @@ namespace ResilientMail.Commands
             var courier = _courier;
             _courier = null;
             if (courier == null) return;
-            // After Ctrl+C or a terminating error: say QUIT if the connection still stands, but never hang on it.
+            _queue?.Writer.TryComplete();
+            // After Ctrl+C or a terminating error: let the sender end (its token is cancelled on Ctrl+C), say QUIT
+            // if the connection still stands, but never hang on it.
+            try { _sender?.Wait(TimeSpan.FromSeconds(1)); }
+            catch (Exception) { /* it ended with the cancellation or the failure already reported */ }
             using (var quick = new CancellationTokenSource(TimeSpan.FromSeconds(1)))
             {
                 try { courier.CloseAsync(quick.Token).Wait(TimeSpan.FromSeconds(1)); }
@@ -199,6 +274,26 @@ namespace ResilientMail.Commands
             }
             courier.Dispose();
         }
+
+        // The template only changes when a bound parameter changes (e.g. -Subject from a column): reuse it otherwise.
+        private MessageTemplate? _template;
+        private MessageSpec? _templateSpec;
+
+        private MessageTemplate CurrentTemplate()
+        {
+            var spec = Spec();
+            if (_template == null || !SameSpec(spec, _templateSpec!))
+            {
+                _template = new MessageTemplate(spec);
+                _templateSpec = spec;
+            }
+            return _template;
+        }
+
+        private static bool SameSpec(MessageSpec a, MessageSpec b) =>
+            a.From == b.From && a.Subject == b.Subject && a.TextBody == b.TextBody && a.HtmlBody == b.HtmlBody && a.Priority == b.Priority &&
+            a.To.SequenceEqual(b.To) && a.Cc.SequenceEqual(b.Cc) && a.Bcc.SequenceEqual(b.Bcc) && a.ReplyTo.SequenceEqual(b.ReplyTo) &&
+            a.Attachments.SequenceEqual(b.Attachments) && a.Headers.SequenceEqual(b.Headers);
 
         private MessageSpec Spec() => new MessageSpec
         {

@@ -14,7 +14,11 @@ namespace ResilientMail.Internal
     public abstract class AsyncCmdlet : PSCmdlet, IDisposable
     {
         private readonly CancellationTokenSource _stopping = new CancellationTokenSource();
-        private readonly BlockingCollection<Action> _pending = new BlockingCollection<Action>();
+        // A queue and an event that never spins: a spinning wait (BlockingCollection, SemaphoreSlim) burns the
+        // core that the sender and the server need while the pipeline thread waits for them.
+        private readonly ConcurrentQueue<Action> _pending = new ConcurrentQueue<Action>();
+        private readonly ManualResetEventSlim _posted = new ManualResetEventSlim(false, 0);
+        private volatile bool _ended;
         private bool _disposed;
 
         protected CancellationToken StopToken => _stopping.Token;
@@ -22,8 +26,10 @@ namespace ResilientMail.Internal
         /// <summary>Queues an action for the pipeline thread. Safe from any thread.</summary>
         protected void Post(Action action)
         {
-            try { if (!_pending.IsAddingCompleted) _pending.Add(action); }
-            catch (InvalidOperationException) { /* the cmdlet has ended */ }
+            if (_ended) return; // the cmdlet has ended
+            _pending.Enqueue(action);
+            try { _posted.Set(); }
+            catch (ObjectDisposedException) { /* ended meanwhile */ }
         }
 
         /// <summary>Runs <paramref name="work"/> in the background and pumps posted actions until it ends.</summary>
@@ -36,8 +42,9 @@ namespace ResilientMail.Internal
             task.ContinueWith(_ => Post(Wake), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             while (!task.IsCompleted)
             {
-                if (_pending.TryTake(out var action, 250)) action();
-                else OnIdle();
+                _posted.Reset();
+                if (_pending.TryDequeue(out var action)) action();
+                else if (!task.IsCompleted && !_posted.Wait(250)) OnIdle();
             }
             Drain();
             if (task.IsCanceled || task.IsFaulted && task.Exception?.GetBaseException() is OperationCanceledException && _stopping.IsCancellationRequested)
@@ -54,7 +61,7 @@ namespace ResilientMail.Internal
         /// <summary>Runs posted actions that are still waiting.</summary>
         protected void Drain()
         {
-            while (_pending.TryTake(out var action)) action();
+            while (_pending.TryDequeue(out var action)) action();
         }
 
         /// <summary>Called on the pipeline thread about every 250 ms while work runs (for progress clocks).</summary>
@@ -76,8 +83,9 @@ namespace ResilientMail.Internal
             try { Release(); }
             finally
             {
-                _pending.CompleteAdding();
+                _ended = true;
                 _stopping.Dispose();
+                _posted.Dispose();
             }
         }
     }
