@@ -6,7 +6,7 @@
     Author               = 'ResilientMail contributors'
     CompanyName          = 'ResilientMail'
     Copyright            = '(c) ResilientMail contributors. MIT licence.'
-    Description          = 'Sends email through SMTP with retry, timeouts, connectivity-aware waiting and pacing, so that mail from scripts and runbooks survives bad networks.'
+    Description          = 'Sends email through SMTP, SendGrid or Amazon SES with retry, timeouts, connectivity-aware waiting and pacing, and runs campaigns with a durable journal, so that mail from scripts and runbooks survives bad networks.'
     # Built against PowerShell Standard (netstandard2.0), but only PowerShell 7 is tested; Desktop is not claimed until it is.
     CompatiblePSEditions = @('Core')
     PowerShellVersion    = '7.2'
@@ -17,10 +17,10 @@
     VariablesToExport    = @()
     PrivateData          = @{
         PSData = @{
-            Tags         = @('Email', 'Mail', 'SMTP', 'MailKit', 'Retry', 'Resilience', 'Send-MailMessage', 'PSEdition_Core', 'Linux', 'Windows', 'MacOS')
+            Tags         = @('Email', 'Mail', 'SMTP', 'MailKit', 'SendGrid', 'SES', 'Campaign', 'Retry', 'Resilience', 'Send-MailMessage', 'PSEdition_Core', 'Linux', 'Windows', 'MacOS')
             ProjectUri   = 'https://github.com/resilientmail/ResilientMail'
             LicenseUri   = 'https://github.com/resilientmail/ResilientMail/blob/main/LICENSE'
-            ReleaseNotes = 'First release: Send-ResilientMail over SMTP, Test-InternetConnection, Wait-InternetConnection.'
+            ReleaseNotes = 'First release: Send-ResilientMail and Start-MailCampaign over SMTP, SendGrid, Amazon SES or a pickup folder; Test-InternetConnection, Wait-InternetConnection.'
         }
     }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env pwsh
 <#
 .SYNOPSIS
-    The one entry point: Build | Test | Demo | Docs | Bench | Clean.
+    The one entry point: Build | Test | Demo | Docs | Bench | Package | Clean.
 .DESCRIPTION
     Run through the pinned local PowerShell:  dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
     Build writes the loadable module to out/ResilientMail. Test runs the xunit tests and the Pester
@@ -10,7 +10,7 @@
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Docs', 'Bench', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Docs', 'Bench', 'Package', 'Clean')]
     [string]$Task = 'Build',
     [ValidateSet('Debug', 'Release')]
     [string]$Configuration = 'Release',
@@ -64,9 +64,14 @@ function Invoke-Build {
     $bin = Join-Path $Root "src/ResilientMail/bin/$Configuration/netstandard2.0"
     if (Test-Path $ModuleOut) { Remove-Item -Recurse -Force $ModuleOut }
     $null = New-Item -ItemType Directory -Force -Path $ModuleOut
+    # The cmdlet assembly at the root; ResilientMail.Core and every dependency in Dependencies/, which default
+    # assembly probing never looks in: ModuleLoader loads them into their own load context (see DESIGN.md).
     # PowerShell provides System.Management.Automation itself; never ship the reference assembly.
-    Get-ChildItem $bin -Filter *.dll | Where-Object Name -ne 'System.Management.Automation.dll' | Copy-Item -Destination $ModuleOut
-    Get-ChildItem $bin -Filter 'ResilientMail*.pdb' | Copy-Item -Destination $ModuleOut
+    $deps = Join-Path $ModuleOut 'Dependencies'
+    $null = New-Item -ItemType Directory -Force -Path $deps
+    Copy-Item (Join-Path $bin 'ResilientMail.dll'), (Join-Path $bin 'ResilientMail.pdb') -Destination $ModuleOut
+    Get-ChildItem $bin -Filter *.dll | Where-Object Name -notin 'System.Management.Automation.dll', 'ResilientMail.dll' | Copy-Item -Destination $deps
+    Copy-Item (Join-Path $bin 'ResilientMail.Core.pdb') -Destination $deps
     Copy-Item (Join-Path $Root 'src/ResilientMail/ResilientMail.Format.ps1xml') $ModuleOut
     $version = Get-ModuleVersion
     $manifest = Get-Content (Join-Path $Root 'ResilientMail.psd1') -Raw
@@ -91,7 +96,7 @@ Get-ChildItem '$Root/docs' -Filter 'about_*.md' | ForEach-Object { Write-AboutHe
 }
 
 function Invoke-Test {
-    Invoke-Build
+    Invoke-Package
     $results = Join-Path $Out 'test-results'
     if (Test-Path $results) { Remove-Item -Recurse -Force $results }
     $null = New-Item -ItemType Directory -Force -Path $results
@@ -158,6 +163,19 @@ function Invoke-Bench {
     if ($code -ne 0) { exit $code }
 }
 
+function Invoke-Package {
+    Invoke-Build
+    $packages = Join-Path $Out 'packages'
+    $null = New-Item -ItemType Directory -Force -Path $packages
+    Get-ChildItem $packages -Filter 'ResilientMail.*.nupkg' | Remove-Item
+    Write-Host '== Package' -ForegroundColor Cyan
+    # PSResourceGet (bundled with PowerShell 7.4+) builds the .nupkg a gallery would serve; nothing is published.
+    $code = Invoke-ChildPwsh "`$ErrorActionPreference = 'Stop'; Import-Module Microsoft.PowerShell.PSResourceGet; Compress-PSResource -Path '$ModuleOut' -DestinationPath '$packages'"
+    $nupkg = Join-Path $packages "ResilientMail.$(Get-ModuleVersion).nupkg"
+    if ($code -ne 0 -or -not (Test-Path $nupkg)) { throw "Packaging failed: $nupkg was not written." }
+    Write-Host "Package written to $nupkg" -ForegroundColor Green
+}
+
 function Invoke-Clean {
     foreach ($p in @($Out) + (Get-ChildItem $Root -Recurse -Directory -Include bin, obj -ErrorAction SilentlyContinue | Where-Object FullName -notmatch 'node_modules').FullName) {
         if ($p -and (Test-Path $p)) { Remove-Item -Recurse -Force $p }
@@ -171,5 +189,6 @@ switch ($Task) {
     'Test' { Invoke-Test }
     'Demo' { Invoke-Demo }
     'Bench' { Invoke-Bench }
+    'Package' { Invoke-Package }
     'Clean' { Invoke-Clean }
 }

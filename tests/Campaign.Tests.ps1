@@ -9,10 +9,6 @@ BeforeAll {
     function New-Rows([int]$Count, [string]$Prefix = 'r') {
         1..$Count | ForEach-Object { [pscustomobject]@{ Email = "$Prefix$_@example.com"; FirstName = "Name$_" } }
     }
-    function Get-PwshArgs {
-        $exe = [Environment]::ProcessPath
-        if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { @{ File = $exe; Pre = @((Join-Path $PSHOME 'pwsh.dll')) } } else { @{ File = $exe; Pre = @() } }
-    }
 }
 
 AfterAll {

@@ -128,7 +128,7 @@ namespace ResilientMail
                 Timeout = timeout,
             };
             var resolved = options.ResolveRegion();
-            options.ResolveCredentials(); // fails now, with advice, when there are none
+            options.CheckCredentials(); // fails now, with advice, when there are none
             return new MailTransport(MailTransportKind.Ses, credential)
             {
                 Region = resolved,

@@ -118,6 +118,12 @@ namespace ResilientMail.Core.Campaigns
         private readonly long[] _counts = new long[Enum.GetValues(typeof(RecipientState)).Length];
         private long _duplicates;
 
+        /// <summary>On the system clock.</summary>
+        public CampaignRunner(CampaignDefinition definition, CampaignJournal journal, JournalSnapshot previous,
+            Func<DeliveryEventSink?, IMailTransport> transports, CampaignOptions options, IConnectivityProbe probe,
+            DeliveryEventSink? events, Action<CampaignOutcome> onOutcome)
+            : this(definition, journal, previous, transports, options, probe, TimeProvider.System, new Random(), events, onOutcome) { }
+
         public CampaignRunner(CampaignDefinition definition, CampaignJournal journal, JournalSnapshot previous,
             Func<DeliveryEventSink?, IMailTransport> transports, CampaignOptions options, IConnectivityProbe probe,
             TimeProvider time, Random random, DeliveryEventSink? events, Action<CampaignOutcome> onOutcome)

@@ -83,7 +83,9 @@ namespace ResilientMail.Core.Campaigns
         }
 
         /// <summary>Opens (creating it if needed) for appending; only one run may hold it.</summary>
-        public static CampaignJournal Open(string path, TimeProvider? time = null)
+        public static CampaignJournal Open(string path) => Open(path, TimeProvider.System);
+
+        public static CampaignJournal Open(string path, TimeProvider time)
         {
             var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
             if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);

@@ -47,6 +47,10 @@ namespace ResilientMail.Core.Delivery
         private readonly ResiliencePipeline<Receipt> _retry;
         private readonly ResiliencePipeline _timeout;
 
+        /// <summary>On the system clock. (The cmdlets use this one: no third-party type crosses into the cmdlet assembly.)</summary>
+        public Courier(IMailTransport transport, CourierOptions options, IConnectivityProbe probe, DeliveryEventSink? events)
+            : this(transport, options, probe, TimeProvider.System, new Random(), events) { }
+
         public Courier(IMailTransport transport, CourierOptions options, IConnectivityProbe probe, TimeProvider time, Random random, DeliveryEventSink? events)
         {
             _transport = transport ?? throw new ArgumentNullException(nameof(transport));
@@ -67,6 +71,8 @@ namespace ResilientMail.Core.Delivery
         public ConnectivityGate? Gate { get; }
         public Pacer Pacer { get; }
         public IMailTransport Transport => _transport;
+
+        public Task<DeliveryResult> DeliverAsync(Messages.OutgoingMessage message, CancellationToken cancellationToken) => DeliverAsync(message.Mime, cancellationToken);
 
         public async Task<DeliveryResult> DeliverAsync(MimeMessage message, CancellationToken cancellationToken)
         {

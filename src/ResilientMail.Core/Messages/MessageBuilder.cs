@@ -80,6 +80,9 @@ namespace ResilientMail.Core.Messages
         /// <summary>Renders then builds: the one call a sending loop needs.</summary>
         public static MimeMessage Build(MessageTemplate template, IReadOnlyDictionary<string, object?> row) => Build(template.Render(row));
 
+        /// <summary>Renders and builds, for a caller that only needs to hand the message on.</summary>
+        public static OutgoingMessage Prepare(MessageTemplate template, IReadOnlyDictionary<string, object?> row) => new OutgoingMessage(Build(template.Render(row)));
+
         private static InternetAddressList ParseList(string? text, string field)
         {
             RejectLineBreaks(text, field);

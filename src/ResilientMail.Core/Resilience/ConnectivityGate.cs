@@ -47,6 +47,10 @@ namespace ResilientMail.Core.Resilience
         private bool _suspect;
         private long _lastHealthy;
 
+        /// <summary>On the system clock.</summary>
+        public ConnectivityGate(IConnectivityProbe probe, IReadOnlyList<Endpoint> targets, ConnectivityOptions options, DeliveryEventSink? events)
+            : this(probe, targets, options, TimeProvider.System, events) { }
+
         public ConnectivityGate(IConnectivityProbe probe, IReadOnlyList<Endpoint> targets, ConnectivityOptions options, TimeProvider time, DeliveryEventSink? events)
         {
             _probe = probe ?? throw new ArgumentNullException(nameof(probe));

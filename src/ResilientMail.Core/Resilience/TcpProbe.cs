@@ -19,7 +19,9 @@ namespace ResilientMail.Core.Resilience
     {
         private readonly TimeProvider _time;
 
-        public TcpProbe(TimeProvider? time = null) => _time = time ?? TimeProvider.System;
+        public TcpProbe() : this(TimeProvider.System) { }
+
+        public TcpProbe(TimeProvider time) => _time = time ?? TimeProvider.System;
 
         public async Task<ProbeResult> ProbeAsync(Endpoint target, TimeSpan timeout, CancellationToken cancellationToken)
         {

@@ -6,7 +6,6 @@ using System.Management.Automation;
 using System.Threading;
 using System.Threading.Channels;
 using System.Threading.Tasks;
-using MimeKit;
 using ResilientMail.Core.Delivery;
 using ResilientMail.Core.Messages;
 using ResilientMail.Core.Resilience;
@@ -113,8 +112,8 @@ namespace ResilientMail.Commands
 
         private sealed class Outgoing
         {
-            public Outgoing(MimeMessage message, string label) { Message = message; Label = label; }
-            public MimeMessage Message { get; }
+            public Outgoing(OutgoingMessage message, string label) { Message = message; Label = label; }
+            public OutgoingMessage Message { get; }
             public string Label { get; }
             public DeliveryResult? Result { get; set; }
         }
@@ -138,7 +137,7 @@ namespace ResilientMail.Commands
             }
             _status = new StatusReporter(this, "Send-ResilientMail");
             DeliveryEventSink sink = e => { if (_status.Wants(e)) Post(() => _status.OnEvent(e)); };
-            _courier = new Courier(transport.Open(sink), options, new TcpProbe(), TimeProvider.System, new Random(), sink);
+            _courier = new Courier(transport.Open(sink), options, new TcpProbe(), sink);
             WriteVerbose($"Sending through {_courier.Transport.Description}; retries {options.Retry.MaxRetries}, timeout {transport.Timeout.TotalSeconds:0.#} s, " +
                          (options.Pacing.IsOff ? "no pacing." : $"gap {options.Pacing.MinGap.TotalSeconds:0.#}-{options.Pacing.MaxGap.TotalSeconds:0.#} s, pause {options.Pacing.BatchPause.TotalSeconds:0} s every {options.Pacing.BatchSize}."));
             _queue = Channel.CreateBounded<Outgoing>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
@@ -166,12 +165,12 @@ namespace ResilientMail.Commands
             var courier = _courier!;
             var status = _status!;
             string label = string.Join(", ", To);
-            MimeMessage message;
+            OutgoingMessage message;
             _received++;
             try
             {
-                message = MessageBuilder.Build(CurrentTemplate(), RowOf(InputObject));
-                label = Courier.Recipients(message);
+                message = MessageBuilder.Prepare(CurrentTemplate(), RowOf(InputObject));
+                label = message.Recipients;
             }
             catch (MessageValidationException ex)
             {
@@ -214,7 +213,7 @@ namespace ResilientMail.Commands
         {
             var result = item.Result!;
             _status!.Count(result.Status);
-            WriteObject(ToOutput(result, item.Message.Subject ?? ""));
+            WriteObject(ToOutput(result, item.Message.Subject));
             if (result.Failure == null || result.Error == null) return;
             if (result.Failure.StopsRun)
             {

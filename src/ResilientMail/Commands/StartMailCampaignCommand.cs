@@ -105,7 +105,7 @@ namespace ResilientMail.Commands
             if (!exists) _journal!.WriteDefinition(definition);
             DeliveryEventSink sink = e => { if (_status.Wants(e)) Post(() => _status.OnEvent(e)); };
             var transport = _transport;
-            _runner = new CampaignRunner(definition, _journal!, _previous, events => transport.Open(events), options, new TcpProbe(), TimeProvider.System, new Random(), sink,
+            _runner = new CampaignRunner(definition, _journal!, _previous, events => transport.Open(events), options, new TcpProbe(), sink,
                 outcome => Post(() => Emit(outcome)));
             if (ParameterSetName == "Path")
             {

@@ -51,7 +51,7 @@ namespace ResilientMail.Commands
             }
             _status = new StatusReporter(this, "Wait-InternetConnection");
             DeliveryEventSink sink = e => { if (_status.Wants(e)) Post(() => _status.OnEvent(e)); };
-            var gate = new ConnectivityGate(new TcpProbe(), endpoints, options, TimeProvider.System, sink);
+            var gate = new ConnectivityGate(new TcpProbe(), endpoints, options, sink);
             try
             {
                 var result = Await(token => gate.WaitAsync(null, token));

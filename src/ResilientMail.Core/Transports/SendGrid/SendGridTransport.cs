@@ -33,7 +33,10 @@ namespace ResilientMail.Core.Transports.SendGrid
     {
         private readonly SendGridClient _client;
 
-        public SendGridTransport(SendGridOptions options, TimeProvider? time = null, HttpMessageHandler? handler = null)
+        public SendGridTransport(SendGridOptions options) : this(options, null, null) { }
+
+        /// <summary>With another clock or HTTP handler (tests).</summary>
+        internal SendGridTransport(SendGridOptions options, TimeProvider? time, HttpMessageHandler? handler)
             : base("SendGrid", (options ?? throw new ArgumentNullException(nameof(options))).BaseUri, options.Timeout, time, handler)
         {
             if (options.ApiKey == null) throw new ArgumentException("A SendGrid API key is required.", nameof(options));

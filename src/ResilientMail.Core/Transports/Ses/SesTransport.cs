@@ -44,7 +44,7 @@ namespace ResilientMail.Core.Transports.Ses
         }
 
         /// <summary>The credentials the standard AWS chain (or the named profile, or the explicit keys) gives. Secrets stay inside.</summary>
-        public AWSCredentials ResolveCredentials()
+        internal AWSCredentials ResolveCredentials()
         {
             if (AccessKeyId != null || SecretAccessKey != null)
             {
@@ -69,6 +69,9 @@ namespace ResilientMail.Core.Transports.Ses
             }
         }
 
+        /// <summary>Checks that credentials can be found (no secret leaves Core, and no AWS type reaches the caller).</summary>
+        public void CheckCredentials() => ResolveCredentials();
+
         public Uri ResolveEndpoint(string region) => EndpointUrl ?? new Uri($"https://email.{region}.amazonaws.com");
     }
 
@@ -84,7 +87,10 @@ namespace ResilientMail.Core.Transports.Ses
         private readonly AWSCredentials _credentials;
         private readonly Uri _sendUri;
 
-        public SesTransport(SesOptions options, TimeProvider? time = null, HttpMessageHandler? handler = null)
+        public SesTransport(SesOptions options) : this(options, null, null) { }
+
+        /// <summary>With another clock or HTTP handler (tests).</summary>
+        internal SesTransport(SesOptions options, TimeProvider? time, HttpMessageHandler? handler)
             : this(options, (options ?? throw new ArgumentNullException(nameof(options))).ResolveRegion(), time, handler) { }
 
         private SesTransport(SesOptions options, string region, TimeProvider? time, HttpMessageHandler? handler)
