@@ -39,6 +39,22 @@ Describe 'New-MailTransport' {
         (Get-Content (Get-ChildItem $dir -Filter *.eml)[0] -Raw) | Should -Match 'Subject: Hi Name\d'
     }
 
+    It 'takes an OAuth2 token with its mailbox (or as one credential) and never shows the token' {
+        $token = ConvertTo-SecureString 'ya29.pester-token-ABCDEF123456' -AsPlainText -Force
+        $t = New-MailTransport -SmtpServer 127.0.0.1 -Port 2525 -UseStartTls -UserName ops@example.com -OAuthToken $token
+        $t.UsesOAuth | Should -BeTrue
+        $t.UserName | Should -Be 'ops@example.com'
+        $t.CredentialSource | Should -Be 'OAuth2 token (parameter)'
+        "$t" | Should -Match 'OAuth2'
+        $c = New-MailTransport -SmtpServer 127.0.0.1 -OAuthCredential ([pscredential]::new('ops@example.com', $token))
+        $c.UsesOAuth | Should -BeTrue
+        foreach ($text in @(($t | Format-List * | Out-String), ($t | ConvertTo-Json -Depth 5), ($c | Format-List * | Out-String))) {
+            $text | Should -Not -Match 'pester-token'
+        }
+        { New-MailTransport -SmtpServer 127.0.0.1 -OAuthToken $token } | Should -Throw -ExpectedMessage '*-UserName*'
+        { New-MailTransport -SmtpServer 127.0.0.1 -UserName a@example.com -OAuthToken $token -Credential (New-TestCredential 'a' 'b') } | Should -Throw -ExpectedMessage '*not both*'
+    }
+
     It 'refuses conflicting TLS switches' {
         { New-MailTransport -SmtpServer x.example.com -UseSsl -UseStartTls } | Should -Throw -ErrorId 'ConflictingTlsOptions,ResilientMail.Commands.NewMailTransportCommand'
     }

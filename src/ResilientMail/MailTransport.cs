@@ -22,6 +22,7 @@ namespace ResilientMail
     {
         public const string SendGridKeyVariable = "SENDGRID_API_KEY";
         private readonly PSCredential? _credential;
+        // A SendGrid API key, or an SMTP OAuth2 access token.
         private readonly SecureString? _apiKey;
 
         private MailTransport(MailTransportKind kind, PSCredential? credential, SecureString? apiKey = null)
@@ -36,8 +37,11 @@ namespace ResilientMail
         public int Port { get; private set; }
         public MailSecurity Security { get; private set; }
         public bool SkipCertificateCheck { get; private set; }
-        /// <summary>The SMTP user name only.</summary>
-        public string? UserName => Kind == MailTransportKind.Smtp ? _credential?.UserName : null;
+        /// <summary>The SMTP user name only (for OAuth2, the mailbox the token was issued for).</summary>
+        public string? UserName => Kind == MailTransportKind.Smtp ? _credential?.UserName ?? OAuthUser : null;
+        /// <summary>SMTP authenticates with an OAuth2 access token (XOAUTH2).</summary>
+        public bool UsesOAuth => Kind == MailTransportKind.Smtp && _apiKey != null;
+        private string? OAuthUser { get; set; }
         public bool HasCredential => _credential != null || _apiKey != null;
         /// <summary>Where the secret comes from, in words: "parameter", "environment variable SENDGRID_API_KEY", "AWS profile mailer", ...</summary>
         public string? CredentialSource { get; private set; }
@@ -60,24 +64,33 @@ namespace ResilientMail
             MailTransportKind.PickupDirectory => $"pickup directory {PickupDirectory}",
             MailTransportKind.SendGrid => $"SendGrid {BaseUri} (key from {CredentialSource})",
             MailTransportKind.Ses => $"Amazon SES {Region}{(EndpointUrl != null ? " at " + EndpointUrl : "")} (credentials from {CredentialSource})",
-            _ => $"smtp://{SmtpServer}:{Port} ({Security}{(UserName != null ? ", user " + UserName : "")})",
+            _ => $"smtp://{SmtpServer}:{Port} ({Security}{(UserName != null ? ", user " + UserName : "")}{(UsesOAuth ? ", OAuth2" : "")})",
         };
 
         /// <summary>An SMTP transport; port 0 picks the usual one for the TLS mode (465, 587, else 25).</summary>
-        public static MailTransport Smtp(string server, int port, MailSecurity security, PSCredential? credential, bool skipCertificateCheck, TimeSpan timeout)
+        public static MailTransport Smtp(string server, int port, MailSecurity security, PSCredential? credential, bool skipCertificateCheck, TimeSpan timeout) =>
+            Smtp(server, port, security, credential, null, null, skipCertificateCheck, timeout);
+
+        /// <summary>An SMTP transport that signs in with a password, or with an OAuth2 access token as <paramref name="oauthUser"/>.</summary>
+        public static MailTransport Smtp(string server, int port, MailSecurity security, PSCredential? credential, string? oauthUser, SecureString? oauthToken, bool skipCertificateCheck, TimeSpan timeout)
         {
             if (string.IsNullOrWhiteSpace(server)) throw new ArgumentException("An SMTP server name is required.");
             CheckTimeout(timeout);
             if (credential != null && credential.Password == null) throw new ArgumentException("The credential has no password.");
-            var t = new MailTransport(MailTransportKind.Smtp, credential)
+            if (oauthToken != null && credential != null) throw new ArgumentException("Use -Credential (a password) or an OAuth2 token, not both.");
+            if (oauthToken != null && oauthToken.Length == 0) throw new ArgumentException("The OAuth2 token is empty.");
+            if (oauthToken != null && string.IsNullOrWhiteSpace(oauthUser))
+                throw new ArgumentException("An OAuth2 token needs the mailbox it was issued for: pass -UserName, or -OAuthCredential (user name and token).");
+            var t = new MailTransport(MailTransportKind.Smtp, credential, oauthToken)
             {
+                OAuthUser = oauthToken != null ? oauthUser!.Trim() : null,
                 SmtpServer = server.Trim(),
                 Port = port != 0 ? port : security == MailSecurity.SslOnConnect ? 465 : security == MailSecurity.StartTls ? 587 : 25,
                 Security = security,
                 SkipCertificateCheck = skipCertificateCheck,
                 Timeout = timeout,
-                CredentialSource = credential != null ? "parameter" : null,
-                _secretFrom = credential != null ? "Parameter" : null,
+                CredentialSource = oauthToken != null ? "OAuth2 token (parameter)" : credential != null ? "parameter" : null,
+                _secretFrom = credential != null || oauthToken != null ? "Parameter" : null,
             };
             t.SmtpOptions().Validate();
             return t;
@@ -181,6 +194,8 @@ namespace ResilientMail
             Security = (SmtpSecurity)(int)Security,
             SkipCertificateCheck = SkipCertificateCheck,
             Credential = _credential?.GetNetworkCredential(),
+            OAuthToken = UsesOAuth ? new Secret(new NetworkCredential("", _apiKey).Password) : null,
+            OAuthUser = OAuthUser,
             Timeout = Timeout,
         };
 

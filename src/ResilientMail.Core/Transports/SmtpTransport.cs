@@ -28,6 +28,9 @@ namespace ResilientMail.Core.Transports
         /// <summary>Accept any server certificate. For test servers only.</summary>
         public bool SkipCertificateCheck { get; init; }
         public NetworkCredential? Credential { get; init; }
+        /// <summary>An OAuth2 access token: SASL XOAUTH2 as <see cref="OAuthUser"/> instead of a password (Microsoft 365, Gmail).</summary>
+        public Secret? OAuthToken { get; init; }
+        public string? OAuthUser { get; init; }
         public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
         /// <summary>The name sent in EHLO; MailKit picks the machine's name when null.</summary>
         public string? LocalDomain { get; init; }
@@ -37,6 +40,8 @@ namespace ResilientMail.Core.Transports
             if (string.IsNullOrWhiteSpace(Host)) throw new ArgumentException("An SMTP server name is required.", nameof(Host));
             if (Port < 1 || Port > 65535) throw new ArgumentOutOfRangeException(nameof(Port), Port, "Port must be 1-65535.");
             if (Timeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(Timeout), Timeout, "Timeout must be greater than zero.");
+            if (OAuthToken != null && string.IsNullOrWhiteSpace(OAuthUser)) throw new ArgumentException("An OAuth2 token needs the user name (the mailbox) it was issued for.", nameof(OAuthUser));
+            if (OAuthToken != null && Credential != null) throw new ArgumentException("Use a password credential or an OAuth2 token, not both.", nameof(OAuthToken));
             return this;
         }
     }
@@ -56,7 +61,7 @@ namespace ResilientMail.Core.Transports
             Endpoint = new Endpoint(_options.Host, _options.Port);
         }
 
-        public string Description => $"smtp://{Endpoint} ({_options.Security}{(_options.Credential != null ? ", authenticated" : "")})";
+        public string Description => $"smtp://{Endpoint} ({_options.Security}{(_options.OAuthToken != null ? ", OAuth2" : _options.Credential != null ? ", authenticated" : "")})";
         public Endpoint Endpoint { get; }
         public TimeSpan Timeout => _options.Timeout;
 
@@ -100,11 +105,30 @@ namespace ResilientMail.Core.Transports
             _client = client;
             await client.ConnectAsync(_options.Host, _options.Port, ToMailKit(_options.Security), cancellationToken).ConfigureAwait(false);
             ConnectionsOpened++;
-            if (_options.Credential != null)
+            string? user = null;
+            if (_options.OAuthToken != null)
+            {
+                user = _options.OAuthUser!;
+                try
+                {
+                    await client.AuthenticateAsync(new SaslMechanismOAuth2(user, _options.OAuthToken.Reveal()), cancellationToken).ConfigureAwait(false);
+                }
+                catch (MailKit.Security.AuthenticationException ex)
+                {
+                    throw new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.Authentication,
+                        $"The SMTP server refused the OAuth2 token for {user}: {ex.Message} Access tokens expire (often after an hour): get a new one, " +
+                        "and check that it was issued for SMTP (Microsoft 365: the SMTP.Send permission; Gmail: the https://mail.google.com/ scope).") { ServerReply = ex.Message }, ex);
+                }
+                user += " (OAuth2)";
+            }
+            else if (_options.Credential != null)
+            {
                 await client.AuthenticateAsync(_options.Credential, cancellationToken).ConfigureAwait(false);
+                user = _options.Credential.UserName;
+            }
             var tls = client.IsSecure ? $", {client.SslProtocol}" : ", not encrypted";
             _events?.Invoke(new DeliveryEvent(_everConnected ? DeliveryEventKind.Reconnect : DeliveryEventKind.Connect,
-                $"{(_everConnected ? "Reconnected" : "Connected")} to {Endpoint}{tls}{(_options.Credential != null ? ", authenticated as " + _options.Credential.UserName : "")}."));
+                $"{(_everConnected ? "Reconnected" : "Connected")} to {Endpoint}{tls}{(user != null ? ", authenticated as " + user : "")}."));
             _everConnected = true;
             return client;
         }

@@ -38,6 +38,19 @@ namespace ResilientMail.Commands
         [Parameter(ParameterSetName = "Smtp")]
         public SwitchParameter SkipCertificateCheck { get; set; }
 
+        /// <summary>An OAuth2 access token for SMTP (XOAUTH2), used with -UserName, instead of a password.</summary>
+        [Parameter(ParameterSetName = "Smtp")]
+        public SecureString? OAuthToken { get; set; }
+
+        /// <summary>The mailbox an OAuth2 token was issued for.</summary>
+        [Parameter(ParameterSetName = "Smtp")]
+        [ValidateNotNullOrEmpty]
+        public string? UserName { get; set; }
+
+        /// <summary>An OAuth2 token as a credential: the user name is the mailbox, the password the access token.</summary>
+        [Parameter(ParameterSetName = "Smtp")]
+        public PSCredential? OAuthCredential { get; set; }
+
         [Parameter]
         [TimeSpanArgument]
         public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
@@ -88,7 +101,8 @@ namespace ResilientMail.Commands
                         return;
                     default:
                         var security = SmtpParameters.Resolve(this, UseSsl, UseStartTls, SecureSocketOptions);
-                        WriteObject(MailTransport.Smtp(SmtpServer, Port, security, Credential, SkipCertificateCheck, Timeout));
+                        var (user, token) = SmtpParameters.OAuth(this, OAuthCredential, UserName, OAuthToken);
+                        WriteObject(MailTransport.Smtp(SmtpServer, Port, security, Credential, user, token, SkipCertificateCheck, Timeout));
                         return;
                 }
             }

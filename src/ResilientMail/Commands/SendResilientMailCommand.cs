@@ -3,6 +3,7 @@ using System.Collections;
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
+using System.Security;
 using System.Threading;
 using System.Threading.Channels;
 using System.Threading.Tasks;
@@ -96,6 +97,19 @@ namespace ResilientMail.Commands
         [Parameter(ParameterSetName = "Smtp")]
         public SwitchParameter SkipCertificateCheck { get; set; }
 
+        /// <summary>An OAuth2 access token for SMTP (XOAUTH2), used with -UserName, instead of a password.</summary>
+        [Parameter(ParameterSetName = "Smtp")]
+        public SecureString? OAuthToken { get; set; }
+
+        /// <summary>The mailbox an OAuth2 token was issued for.</summary>
+        [Parameter(ParameterSetName = "Smtp")]
+        [ValidateNotNullOrEmpty]
+        public string? UserName { get; set; }
+
+        /// <summary>An OAuth2 token as a credential: the user name is the mailbox, the password the access token.</summary>
+        [Parameter(ParameterSetName = "Smtp")]
+        public PSCredential? OAuthCredential { get; set; }
+
         /// <summary>The limit on each SMTP attempt.</summary>
         [Parameter(ParameterSetName = "Smtp")]
         [TimeSpanArgument]
@@ -125,9 +139,10 @@ namespace ResilientMail.Commands
             if (transport == null)
             {
                 var security = SmtpParameters.Resolve(this, UseSsl, UseStartTls, SecureSocketOptions);
+                var (user, token) = SmtpParameters.OAuth(this, OAuthCredential, UserName, OAuthToken);
                 try
                 {
-                    transport = MailTransport.Smtp(SmtpServer, Port, security, Credential, SkipCertificateCheck, Timeout);
+                    transport = MailTransport.Smtp(SmtpServer, Port, security, Credential, user, token, SkipCertificateCheck, Timeout);
                 }
                 catch (ArgumentException ex)
                 {

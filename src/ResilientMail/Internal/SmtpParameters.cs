@@ -1,5 +1,6 @@
 using System;
 using System.Management.Automation;
+using System.Security;
 
 namespace ResilientMail.Internal
 {
@@ -13,6 +14,15 @@ namespace ResilientMail.Internal
             if (useSsl) return MailSecurity.SslOnConnect;
             if (useStartTls) return MailSecurity.StartTls;
             return options;
+        }
+
+        /// <summary>-OAuthCredential (user name + token) or -UserName with -OAuthToken; both forms at once is an error.</summary>
+        public static (string? User, SecureString? Token) OAuth(Cmdlet cmdlet, PSCredential? oauthCredential, string? userName, SecureString? token)
+        {
+            if (oauthCredential != null && token != null)
+                cmdlet.ThrowTerminatingError(new ErrorRecord(new ArgumentException("Use -OAuthCredential or -OAuthToken, not both."), "ConflictingOAuthOptions", ErrorCategory.InvalidArgument, null));
+            if (oauthCredential != null) return (oauthCredential.UserName, oauthCredential.Password);
+            return (userName, token);
         }
     }
 }

@@ -4,7 +4,7 @@ using System.Text;
 
 namespace ResilientMail.Core.Tests.Support;
 
-public enum Phase { Greeting, Ehlo, Mail, Rcpt, DataStart, DataEnd, Quit }
+public enum Phase { Greeting, Ehlo, Mail, Rcpt, DataStart, DataEnd, Quit, Auth }
 
 /// <summary>What the server does at a step: the default reply, another reply, silence, or a reset connection.</summary>
 public sealed record Reaction(string? Reply = null, bool Silent = false, bool Reset = false)
@@ -32,10 +32,13 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
     private int _messageCount;
     private readonly object _lock = new();
     private Task _accepting = Task.CompletedTask;
+    private readonly string? _auth;
 
     /// <param name="listen">False: the port is bound (so no one else takes it) but refuses connections until <see cref="Listen"/>.</param>
-    public ScriptedSmtpServer(Func<Step, Reaction>? script = null, int resetAfterDataBytes = -1, bool listen = true)
+    /// <param name="auth">SASL mechanisms to offer in EHLO (e.g. "XOAUTH2 PLAIN"); AUTH is a scripted step (Phase.Auth, 235 by default).</param>
+    public ScriptedSmtpServer(Func<Step, Reaction>? script = null, int resetAfterDataBytes = -1, bool listen = true, string? auth = null)
     {
+        _auth = auth;
         _script = script ?? (_ => Reaction.Default);
         ResetAfterDataBytes = resetAfterDataBytes;
         _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -105,7 +108,10 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
                 {
                     case "EHLO":
                     case "HELO":
-                        if (!await React(new Step(Phase.Ehlo, connection, message, line), "250 scripted")) return;
+                        if (!await React(new Step(Phase.Ehlo, connection, message, line), _auth == null ? "250 scripted" : "250-scripted\r\n250 AUTH " + _auth)) return;
+                        break;
+                    case "AUTH":
+                        if (!await React(new Step(Phase.Auth, connection, message, line), "235 2.7.0 Authentication successful")) return;
                         break;
                     case "MAIL":
                         if (!await React(new Step(Phase.Mail, connection, message, line), "250 2.1.0 OK")) return;
