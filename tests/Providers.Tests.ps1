@@ -132,6 +132,27 @@ Describe 'Send-ResilientMail through SendGrid' {
         @(Get-FakeRequest $sg).Count | Should -Be 1
     }
 
+    It 'logs every attempt, the retry with its wait and reason, and the result to -LogPath as JSON lines, without the key' {
+        Add-FakeFault $sg @{ Status = 500; Body = '{"errors":[{"message":"internal"}]}' }
+        $log = Join-Path $TestDrive 'sg-run.log'
+        $r = Send-ResilientMail -Transport $sgT -From ops@example.com -To ann@example.com -Subject s -Body b -NoDelay -RetryBaseDelay '00:00:00.2' -LogPath $log
+        $r.Status | Should -Be 'Sent'
+        $raw = Get-Content $log -Raw
+        $raw | Should -Not -Match ([regex]::Escape($Key))
+        $lines = Get-Content $log | ForEach-Object { $_ | ConvertFrom-Json }
+        $lines.event | Should -Be @('start', 'attempt', 'retry', 'attempt', 'delivered', 'result', 'end')
+        ($lines.run | Sort-Object -Unique).Count | Should -Be 1
+        $lines[0].cmdlet | Should -Be 'Send-ResilientMail'
+        $retry = $lines | Where-Object event -eq 'retry'
+        $retry.reason | Should -Be 'ServerBusy'
+        $retry.waitMs | Should -BeGreaterThan 100
+        $result = $lines | Where-Object event -eq 'result'
+        $result.status | Should -Be 'Sent'
+        $result.attempts | Should -Be 2
+        $result.messageId | Should -Be $r.MessageId
+        $result.to | Should -Be 'ann@example.com'
+    }
+
     It 'reports a 400 with the field SendGrid names' {
         Add-FakeFault $sg @{ Status = 400; Body = '{"errors":[{"message":"The from email does not contain a valid address.","field":"from.email","help":"x"}]}' }
         $r = Send-ResilientMail -Transport $sgT -From ops@example.com -To ann@example.com -Subject s -Body b -NoDelay -ErrorVariable errs -ErrorAction SilentlyContinue
@@ -224,6 +245,19 @@ Describe 'Start-MailCampaign through SendGrid and SES' {
             $out = Start-MailCampaign -Name 'sg-env' -Resume -NoDelay
             ($out | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }).Sent | Should -Be 4
         } finally { $env:SENDGRID_API_KEY = $null }
+    }
+
+    It 'logs a campaign''s results with the campaign and row' {
+        $log = Join-Path $TestDrive 'campaign.log'
+        $null = New-Rows 3 'l' | Start-MailCampaign -Name 'logged' -Transport $sgT -From news@example.com -Subject 's' -Body 'b' -NoDelay -LogPath $log
+        $lines = Get-Content $log | ForEach-Object { $_ | ConvertFrom-Json }
+        $lines[0].event | Should -Be 'start'
+        $lines[-1].event | Should -Be 'end'
+        $lines[-1].text | Should -Match "Campaign 'logged' Completed: sent 3"
+        $results = @($lines | Where-Object event -eq 'result')
+        $results.Count | Should -Be 3
+        $results.campaign | Sort-Object -Unique | Should -Be 'logged'
+        ($results.row | Sort-Object) | Should -Be @(1, 2, 3)
     }
 
     It 'sends a campaign through SES with cc, bcc and an attachment, each recipient once' {

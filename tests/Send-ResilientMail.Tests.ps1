@@ -235,12 +235,20 @@ Describe 'Stopping and outages' {
             $err = $null
             try {
                 [pscustomobject]@{ Email = 'never@example.com' } | Send-ResilientMail -SmtpServer 127.0.0.1 -Port $closed.LocalEndPoint.Port -From it@example.com -Subject s -Body b `
-                    -NoDelay -ConnectionCheckInterval 1 -ConnectionWaitTimeout 3 -MaxRetries 1 -WarningAction SilentlyContinue -ErrorAction Stop | Out-Null
+                    -NoDelay -ConnectionCheckInterval 1 -ConnectionWaitTimeout 3 -MaxRetries 1 -WarningAction SilentlyContinue -ErrorAction Stop `
+                    -LogPath (Join-Path $TestDrive 'lost.log') | Out-Null
             }
             catch { $err = $_ }
             $err.FullyQualifiedErrorId | Should -Be 'ConnectivityLost,ResilientMail.Commands.SendResilientMailCommand'
             $err.Exception.Message | Should -Match 'Sent 0 of the 1 message\(s\) received so far; 1 not sent'
             $err.Exception.Message | Should -Match 'rest of the input was not read'
+            # The log tells the whole story for a runbook: the probe, the wait with its limit, the failure, the end.
+            $log = Get-Content (Join-Path $TestDrive 'lost.log') | ForEach-Object { $_ | ConvertFrom-Json }
+            $log.event | Should -Contain 'probe'
+            ($log | Where-Object event -eq 'waiting-for-connection').waitMs | Should -Be 3000
+            ($log | Where-Object event -eq 'result').status | Should -Be 'Failed'
+            $log[-1].event | Should -Be 'end'
+            $log[-1].text | Should -Match 'Sending stopped'
         }
         finally { $closed.Dispose() }
     }

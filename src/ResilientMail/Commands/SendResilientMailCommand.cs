@@ -151,10 +151,12 @@ namespace ResilientMail.Commands
                 }
             }
             _status = new StatusReporter(this, "Send-ResilientMail");
-            DeliveryEventSink sink = e => { if (_status.Wants(e)) Post(() => _status.OnEvent(e)); };
+            var sink = EventSink(_status);
             _courier = new Courier(transport.Open(sink), options, new TcpProbe(), sink);
-            WriteVerbose($"Sending through {_courier.Transport.Description}; retries {options.Retry.MaxRetries}, timeout {transport.Timeout.TotalSeconds:0.#} s, " +
-                         (options.Pacing.IsOff ? "no pacing." : $"gap {options.Pacing.MinGap.TotalSeconds:0.#}-{options.Pacing.MaxGap.TotalSeconds:0.#} s, pause {options.Pacing.BatchPause.TotalSeconds:0} s every {options.Pacing.BatchSize}."));
+            var start = $"Sending through {_courier.Transport.Description}; retries {options.Retry.MaxRetries}, timeout {transport.Timeout.TotalSeconds:0.#} s, " +
+                        (options.Pacing.IsOff ? "no pacing." : $"gap {options.Pacing.MinGap.TotalSeconds:0.#}-{options.Pacing.MaxGap.TotalSeconds:0.#} s, pause {options.Pacing.BatchPause.TotalSeconds:0} s every {options.Pacing.BatchSize}.");
+            OpenLog(start);
+            WriteVerbose(start);
             _queue = Channel.CreateBounded<Outgoing>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
             var courier = _courier;
             var queue = _queue;
@@ -192,6 +194,7 @@ namespace ResilientMail.Commands
                 // A bad row is this row's problem: report it, send nothing, go on with the next.
                 WriteError(Errors.For(ex, label));
                 status.Count(DeliveryStatus.Failed);
+                Log?.Result(label, "Failed", 0, null, null, ex.Message, "Permanent", TimeSpan.Zero);
                 WriteObject(new MailDeliveryResult
                 {
                     To = label, Status = MailDeliveryStatus.Failed, Error = ex.Message, FailureKind = "Permanent",
@@ -228,6 +231,8 @@ namespace ResilientMail.Commands
         {
             var result = item.Result!;
             _status!.Count(result.Status);
+            Log?.Result(item.Label, result.Status.ToString(), result.Attempts, result.MessageId, result.ServerReply, result.Failure?.Message,
+                result.Failure == null ? null : $"{result.Failure.Kind}, {result.Failure.Reason}", result.Duration);
             WriteObject(ToOutput(result, item.Message.Subject));
             if (result.Failure == null || result.Error == null) return;
             if (result.Failure.StopsRun)
@@ -251,6 +256,7 @@ namespace ResilientMail.Commands
                 (failure.Reason == FailureReason.ConnectivityLost ? " Run the command again for the remaining rows once the network is back." : ""),
                 item.Result.Error);
             var record = Errors.For(stopped, failure, item.Label);
+            Log?.End(stopped.Message);
             status.Complete();
             ThrowTerminatingError(record);
         }
@@ -264,14 +270,16 @@ namespace ResilientMail.Commands
                 ThrowIfStopped();
                 var courier = _courier;
                 Await(token => courier.CloseAsync(token));
-                WriteVerbose($"Closed {courier.Transport.Description}. Sent {_status!.Sent}, failed {_status.Failed}, uncertain {_status.Uncertain}.");
+                var end = $"Closed {courier.Transport.Description}. Sent {_status!.Sent}, failed {_status.Failed}, uncertain {_status.Uncertain}.";
+                Log?.End(end);
+                WriteVerbose(end);
             }
             _status?.Complete();
         }
 
         protected override void OnIdle() => _status?.Tick();
 
-        protected override void Release()
+        protected override void ReleaseSending()
         {
             var courier = _courier;
             _courier = null;

@@ -103,7 +103,7 @@ namespace ResilientMail.Commands
             try { _journal = CampaignJournal.Open(journalPath); }
             catch (JournalLockedException ex) { Stop(ex, "JournalLocked", ErrorCategory.ResourceBusy); }
             if (!exists) _journal!.WriteDefinition(definition);
-            DeliveryEventSink sink = e => { if (_status.Wants(e)) Post(() => _status.OnEvent(e)); };
+            var sink = EventSink(_status);
             var transport = _transport;
             _runner = new CampaignRunner(definition, _journal!, _previous, events => transport.Open(events), options, new TcpProbe(), sink,
                 outcome => Post(() => Emit(outcome)));
@@ -113,8 +113,10 @@ namespace ResilientMail.Commands
                 if (csv.Header.Count == 0) WriteWarning($"{Path} is empty: there is nothing to send.");
                 else Guard(() => _runner.CheckColumns(csv.Header));
             }
-            WriteVerbose($"Campaign '{Name}': journal {journalPath}; {(exists ? $"resuming ({_previous.Count(RecipientState.Sent)} already sent)" : "new")}; via {_transport}; " +
-                         $"{Concurrency} connection(s){(options.RateLimit != null ? ", at most " + options.RateLimit : "")}.");
+            var start = $"Campaign '{Name}': journal {journalPath}; {(exists ? $"resuming ({_previous.Count(RecipientState.Sent)} already sent)" : "new")}; via {_transport}; " +
+                        $"{Concurrency} connection(s){(options.RateLimit != null ? ", at most " + options.RateLimit : "")}.";
+            OpenLog(start);
+            WriteVerbose(start);
             _runner.Start($"{(exists ? "resume" : "start")} via {_transport}");
         }
 
@@ -152,6 +154,7 @@ namespace ResilientMail.Commands
             _finished = true;
             var info = Summary(summary);
             _status!.Complete();
+            Log?.End($"Campaign '{Name}' {info.State}: sent {info.Sent}, failed {info.Failed}, uncertain {info.Uncertain}, not yet sent {info.Remaining}.");
             WriteObject(info);
             if (summary.State == CampaignState.Paused) Paused(summary.PauseReason ?? "paused", info);
         }
@@ -225,6 +228,7 @@ namespace ResilientMail.Commands
             _finished = true;
             var info = Summary(summary);
             _status!.Complete();
+            Log?.End($"Campaign '{Name}' {info.State}: sent {info.Sent}, failed {info.Failed}, uncertain {info.Uncertain}, not yet sent {info.Remaining}.");
             WriteObject(info);
             Paused(ex.Message, info);
         }
@@ -232,6 +236,8 @@ namespace ResilientMail.Commands
         private void Emit(CampaignOutcome o)
         {
             _status!.Count(o.Status == Core.Campaigns.CampaignRecipientStatus.Sent ? DeliveryStatus.Sent : o.Status == Core.Campaigns.CampaignRecipientStatus.Uncertain ? DeliveryStatus.Uncertain : DeliveryStatus.Failed);
+            Log?.Result(o.To, o.Status.ToString(), o.Attempts, o.MessageId, o.ServerReply, o.Failure?.Message ?? o.Note,
+                o.Failure == null ? null : $"{o.Failure.Kind}, {o.Failure.Reason}", o.Duration, Name, o.Row);
             WriteObject(new CampaignRecipientResult
             {
                 Campaign = Name, To = o.To, Key = o.Key, Status = (ResilientMail.CampaignRecipientStatus)(int)o.Status, Attempts = o.Attempts,
@@ -363,7 +369,7 @@ namespace ResilientMail.Commands
 
         protected override void OnIdle() => _status?.Tick();
 
-        protected override void Release()
+        protected override void ReleaseSending()
         {
             if (_runner != null && !_finished)
             {

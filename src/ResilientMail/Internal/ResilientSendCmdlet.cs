@@ -2,6 +2,7 @@ using System;
 using System.Linq;
 using System.Management.Automation;
 using ResilientMail.Core.Delivery;
+using ResilientMail.Core.Logging;
 using ResilientMail.Core.Resilience;
 using ResilientMail.Core.Transports;
 
@@ -63,8 +64,47 @@ namespace ResilientMail.Internal
         [TimeSpanArgument]
         public TimeSpan BatchPause { get; set; } = TimeSpan.FromSeconds(30);
 
+        /// <summary>A JSON-lines log of every attempt, backoff, probe, wait and result, for unattended runs (appended; no secrets).</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string? LogPath { get; set; }
+
+        /// <summary>The -LogPath log while the command runs.</summary>
+        private protected RunLog? Log { get; private set; }
+
+        /// <summary>Opens -LogPath, if given, and writes the start record; an unwritable path is a terminating error.</summary>
+        protected void OpenLog(string start)
+        {
+            if (LogPath == null) return;
+            try
+            {
+                Log = new RunLog(GetUnresolvedProviderPathFromPSPath(LogPath), MyInvocation.MyCommand.Name);
+            }
+            catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException || ex is ArgumentException || ex is NotSupportedException)
+            {
+                ThrowTerminatingError(new ErrorRecord(new System.IO.IOException($"Cannot write the log {LogPath}: {ex.Message}", ex), "LogPathUnwritable", ErrorCategory.WriteError, LogPath));
+            }
+            Log!.Start(start);
+        }
+
+        /// <summary>Where engine events go: the log (every one, from any thread) and the status reporter (those it wants, on the pipeline thread).</summary>
+        private protected DeliveryEventSink EventSink(StatusReporter status) => e =>
+        {
+            Log?.Event(e);
+            if (status.Wants(e)) Post(() => status.OnEvent(e));
+        };
+
+        /// <summary>Releases the command's own resources (connections, runners, journals); the log is closed after it.</summary>
+        protected virtual void ReleaseSending() { }
+
+        protected sealed override void Release()
+        {
+            try { ReleaseSending(); }
+            finally { Log?.Dispose(); }
+        }
+
         /// <summary>The options record for Core, validated; a bad value is a terminating error.</summary>
-        protected CourierOptions BuildCourierOptions()
+        private protected CourierOptions BuildCourierOptions()
         {
             try
             {

@@ -1,0 +1,110 @@
+using System;
+using System.Globalization;
+using System.IO;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using ResilientMail.Core.Delivery;
+
+namespace ResilientMail.Core.Logging
+{
+    /// <summary>
+    /// A JSON-lines log of one run (-LogPath) for unattended runbooks: one object per line for the start, every
+    /// engine event (attempt, retry with its wait, probe, connectivity wait, pacing pause, connect) and every
+    /// result, and the end. Appended, written to the OS line by line, safe from any thread. Its text comes from
+    /// the engine's events and results, which never carry a secret.
+    /// Fields: at (UTC, ms), run (an id per command run), cmdlet, event, text; for waits elapsedMs/waitMs; for
+    /// retries reason; for results to, status, attempts, messageId, reply, error, failure, durationMs, campaign, row.
+    /// </summary>
+    public sealed class RunLog : IDisposable
+    {
+        private readonly object _lock = new object();
+        private readonly FileStream _file;
+        private readonly MemoryStream _buffer = new MemoryStream(512);
+        private readonly Utf8JsonWriter _json;
+        private readonly string _run = Guid.NewGuid().ToString("n").Substring(0, 12);
+        private readonly string _cmdlet;
+        private bool _disposed;
+
+        public RunLog(string path, string cmdlet)
+        {
+            var full = System.IO.Path.GetFullPath(path);
+            var dir = System.IO.Path.GetDirectoryName(full);
+            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+            _file = new FileStream(full, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 4096);
+            _json = new Utf8JsonWriter(_buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+            _cmdlet = cmdlet;
+            Path = full;
+        }
+
+        public string Path { get; }
+
+        public void Start(string text) => Write("start", text, null);
+
+        public void End(string text) => Write("end", text, null);
+
+        public void Event(DeliveryEvent e) => Write(Name(e.Kind), e.Text, w =>
+        {
+            if (e.Elapsed is TimeSpan elapsed) w.WriteNumber("elapsedMs", (long)elapsed.TotalMilliseconds);
+            if (e.Limit is TimeSpan limit) w.WriteNumber("waitMs", (long)limit.TotalMilliseconds);
+            if (e.Reason is Resilience.FailureReason reason) w.WriteString("reason", reason.ToString());
+        });
+
+        /// <summary>The fate of one message.</summary>
+        public void Result(string to, string status, int attempts, string? messageId, string? reply, string? error, string? failure, TimeSpan duration, string? campaign = null, long? row = null) =>
+            Write("result", $"{status}: {to}", w =>
+            {
+                w.WriteString("to", to);
+                w.WriteString("status", status);
+                w.WriteNumber("attempts", attempts);
+                if (messageId != null) w.WriteString("messageId", messageId);
+                if (reply != null) w.WriteString("reply", reply);
+                if (error != null) w.WriteString("error", error);
+                if (failure != null) w.WriteString("failure", failure);
+                w.WriteNumber("durationMs", (long)duration.TotalMilliseconds);
+                if (campaign != null) w.WriteString("campaign", campaign);
+                if (row != null) w.WriteNumber("row", row.Value);
+            });
+
+        private static string Name(DeliveryEventKind kind) => kind switch
+        {
+            DeliveryEventKind.WaitingForConnection => "waiting-for-connection",
+            DeliveryEventKind.StillWaiting => "still-waiting",
+            DeliveryEventKind.ConnectionRestored => "connection-restored",
+            DeliveryEventKind.RateLimit => "rate-limit",
+            _ => kind.ToString().ToLowerInvariant(),
+        };
+
+        private void Write(string name, string text, Action<Utf8JsonWriter>? body)
+        {
+            lock (_lock)
+            {
+                if (_disposed) return;
+                _buffer.SetLength(0);
+                _json.Reset(_buffer);
+                _json.WriteStartObject();
+                _json.WriteString("at", DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture));
+                _json.WriteString("run", _run);
+                _json.WriteString("cmdlet", _cmdlet);
+                _json.WriteString("event", name);
+                _json.WriteString("text", text);
+                body?.Invoke(_json);
+                _json.WriteEndObject();
+                _json.Flush();
+                _buffer.WriteByte((byte)'\n');
+                _file.Write(_buffer.GetBuffer(), 0, (int)_buffer.Length);
+                _file.Flush();
+            }
+        }
+
+        public void Dispose()
+        {
+            lock (_lock)
+            {
+                if (_disposed) return;
+                _disposed = true;
+                _json.Dispose();
+                _file.Dispose();
+            }
+        }
+    }
+}
