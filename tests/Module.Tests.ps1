@@ -41,9 +41,49 @@ Describe 'The built module' {
     It 'exposes no third-party or Core type in a public cmdlet-assembly signature' {
         $asm = [ResilientMail.Commands.SendResilientMailCommand].Assembly
         $leaks = foreach ($t in $asm.GetExportedTypes()) {
-            foreach ($p in $t.GetProperties()) { if ($p.PropertyType.Assembly.GetName().Name -match '^(MailKit|MimeKit|Polly|ResilientMail\.Core)') { "$($t.Name).$($p.Name)" } }
+            foreach ($p in $t.GetProperties()) { if ($p.PropertyType.Assembly.GetName().Name -match '^(MailKit|MimeKit|Polly|SendGrid|AWSSDK|BouncyCastle|ResilientMail\.Core)') { "$($t.Name).$($p.Name)" } }
         }
         $leaks | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Read at a glance' {
+    It 'has a table view and a list view with every property for <Type>' -ForEach @(
+        @{ Type = 'MailDeliveryResult' }, @{ Type = 'ConnectivityTestResult' }, @{ Type = 'CampaignRecipientResult' },
+        @{ Type = 'MailCampaignInfo' }, @{ Type = 'MailCampaignRecipient' }, @{ Type = 'MailTransport' }
+    ) {
+        $views = Get-FormatData -TypeName "ResilientMail.$Type" -PowerShellVersion $PSVersionTable.PSVersion
+        $kinds = $views.FormatViewDefinition.Control | ForEach-Object { $_.GetType().Name }
+        $kinds | Should -Contain 'TableControl'
+        $kinds | Should -Contain 'ListControl'
+        $list = ($views.FormatViewDefinition | Where-Object { $_.Control -is [System.Management.Automation.ListControl] }).Control
+        $shown = $list.Entries[0].Items.DisplayEntry.Value
+        $all = ("ResilientMail.$Type" -as [type]).GetProperties().Name
+        $all | Where-Object { $_ -notin $shown } | Should -BeNullOrEmpty
+    }
+
+    It 'shows a result as To, Status, Attempts, Duration and a short error' {
+        $r = [ResilientMail.MailDeliveryResult]@{ To = 'a@example.com'; Status = 'Failed'; Attempts = 4; Error = 'x' * 200; Duration = [timespan]::FromSeconds(7.5) }
+        $text = $r | Format-Table | Out-String -Width 200
+        $text | Should -Match 'To\s+Status\s+Attempts\s+Duration\s+Error'
+        $text | Should -Match 'a@example.com\s+Failed\s+4\s+7.50s\s+x{77}\.\.\.'
+    }
+
+    It 'completes campaign names, SES regions and transport variables' {
+        $env:RESILIENTMAIL_DATA = Join-Path $TestDrive 'data'
+        try {
+            $t = New-MailTransport -PickupDirectory (Join-Path $TestDrive 'outbox')
+            $null = [pscustomobject]@{ Email = 'c@example.com' } | Start-MailCampaign -Name 'spring sale' -Transport $t -From a@example.com -Subject s -Body b -NoDelay
+            $null = [pscustomobject]@{ Email = 'c@example.com' } | Start-MailCampaign -Name 'summer' -Transport $t -From a@example.com -Subject s -Body b -NoDelay
+            function Complete([string]$line) { (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText }
+            Complete 'Get-MailCampaign -Name s' | Should -Be @("'spring sale'", 'summer')
+            Complete 'Remove-MailCampaign -Name sum' | Should -Be @('summer')
+            Complete 'New-MailTransport -Ses -Region eu-we' | Should -Contain 'eu-west-1'
+            Complete 'Get-MailCampaign -Recipients -Status Unc' | Should -Be @('Uncertain')
+            $global:rmCompletionTransport = $t
+            Complete 'Send-ResilientMail -Transport $rmCompletion' | Should -Be @('$rmCompletionTransport')
+        }
+        finally { Remove-Item Env:RESILIENTMAIL_DATA; Remove-Variable rmCompletionTransport -Scope Global -ErrorAction SilentlyContinue }
     }
 }
 
@@ -73,6 +113,13 @@ Describe 'Help' {
 
     It 'shows an Import-Csv pipeline example for Send-ResilientMail' {
         (Get-Help Send-ResilientMail -Examples | Out-String) | Should -Match 'Import-Csv'
+    }
+
+    It 'has an about_ResilientMail topic that covers <Topic>' -ForEach @(
+        @{ Topic = 'Installation' }, @{ Topic = 'Providers and credentials' }, @{ Topic = 'OAuth2 for SMTP' }, @{ Topic = 'Defaults' },
+        @{ Topic = 'Campaigns and the journal' }, @{ Topic = 'Logs' }, @{ Topic = 'Troubleshooting' }
+    ) {
+        (Get-Help about_ResilientMail | Out-String) | Should -Match ([regex]::Escape($Topic))
     }
 
     It 'has an about_ResilientMail topic with the defaults' {

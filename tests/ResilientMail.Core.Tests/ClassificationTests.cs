@@ -6,6 +6,27 @@ namespace ResilientMail.Core.Tests;
 
 public class ClassificationTests
 {
+    [Fact]
+    public void Setup_mistakes_are_named_with_what_to_do()
+    {
+        var noStartTls = SmtpFailureClassifier.Classify(new NotSupportedException("The SMTP server does not support the STARTTLS extension."), false);
+        Assert.Equal((FailureKind.Permanent, FailureReason.Certificate), (noStartTls.Kind, noStartTls.Reason));
+        Assert.Contains("does not offer STARTTLS", noStartTls.Message);
+        Assert.True(noStartTls.StopsRun);
+
+        var noAuth = SmtpFailureClassifier.Classify(new NotSupportedException("The SMTP server does not support authentication."), false);
+        Assert.Equal(FailureReason.Authentication, noAuth.Reason);
+        Assert.Contains("after STARTTLS", noAuth.Message);
+
+        var needsAuth = SmtpFailureClassifier.Classify(new MailKit.ServiceNotAuthenticatedException("Authentication is required"), false);
+        Assert.Equal((FailureKind.Permanent, FailureReason.Authentication), (needsAuth.Kind, needsAuth.Reason));
+        Assert.Contains("-Credential", needsAuth.Message);
+
+        var refused = SmtpFailureClassifier.Classify(new SocketException((int)SocketError.ConnectionRefused), false);
+        Assert.Equal((FailureKind.Transient, FailureReason.Network), (refused.Kind, refused.Reason));
+        Assert.Contains("Check -SmtpServer and -Port", refused.Message);
+    }
+
     [Theory]
     [InlineData(421, "4.3.2 Service shutting down", FailureKind.Transient, FailureReason.ServerBusy)]
     [InlineData(450, "4.2.1 Mailbox busy", FailureKind.Transient, FailureReason.ServerBusy)]

@@ -68,6 +68,21 @@ namespace ResilientMail.Core.Campaigns
 
         public static bool Exists(string path) => File.Exists(path) && new FileInfo(path).Length > 0;
 
+        /// <summary>The campaign's own name, from the journal's first record (file names are made safe, so they may differ); null if unreadable.</summary>
+        public static string? ReadName(string path)
+        {
+            try
+            {
+                foreach (var line in Lines(path))
+                {
+                    using var doc = JsonDocument.Parse(line);
+                    return doc.RootElement.TryGetProperty("campaign", out var c) && c.TryGetProperty("name", out var n) ? n.GetString() : null;
+                }
+            }
+            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException || ex is JsonException) { }
+            return null;
+        }
+
         public static JournalSnapshot Load(string path, bool withRecipients = false)
         {
             var snapshot = new JournalSnapshot { Path = path };

@@ -32,11 +32,26 @@ namespace ResilientMail.Core.Resilience
                 case System.Security.Authentication.AuthenticationException tls2:
                     return new Failure(FailureKind.Permanent, FailureReason.Certificate,
                         "The TLS handshake failed: " + tls2.Message + " Trust the certificate or (test servers only) use -SkipCertificateCheck.");
+                case NotSupportedException unsupported when unsupported.Message.IndexOf("STARTTLS", StringComparison.OrdinalIgnoreCase) >= 0:
+                    return new Failure(FailureKind.Permanent, FailureReason.Certificate,
+                        "The server does not offer STARTTLS, so the connection cannot be encrypted as asked. Use the port that offers it " +
+                        "(usually 587), -UseSsl for port 465 (TLS from the start), or -SecureSocketOptions Auto or None for a server without TLS.");
+                case NotSupportedException unsupported when unsupported.Message.IndexOf("authentication", StringComparison.OrdinalIgnoreCase) >= 0:
+                    return new Failure(FailureKind.Permanent, FailureReason.Authentication,
+                        "The server does not offer SMTP AUTH on this connection, so the credentials cannot be used. Many servers offer it only " +
+                        "after STARTTLS (-UseStartTls, port 587); or leave out -Credential if the server needs none.");
                 case SmtpProtocolException protocol:
                     return Network($"The SMTP conversation broke off: {protocol.Message}", bodySent);
+                case ServiceNotAuthenticatedException notAuthenticated:
+                    return new Failure(FailureKind.Permanent, FailureReason.Authentication,
+                        $"The SMTP server requires authentication ({notAuthenticated.Message}): pass -Credential, or an OAuth2 token (-UserName with -OAuthToken).")
+                        { ServerReply = notAuthenticated.Message };
                 case ServiceNotConnectedException:
-                case ServiceNotAuthenticatedException:
                     return Network("The SMTP connection was lost.", bodySent);
+                case SocketException socket when socket.SocketErrorCode == SocketError.ConnectionRefused:
+                    return Network("The SMTP server refused the connection: nothing is listening on that port. Check -SmtpServer and -Port, and that the server is running.", bodySent);
+                case SocketException socket when socket.SocketErrorCode == SocketError.HostNotFound || socket.SocketErrorCode == SocketError.NoData || socket.SocketErrorCode == SocketError.TryAgain:
+                    return Network($"The SMTP server's name could not be resolved ({socket.SocketErrorCode}). Check the spelling of -SmtpServer and the DNS settings.", bodySent);
                 case SocketException socket:
                     return Network($"Network error talking to the SMTP server: {socket.Message} ({socket.SocketErrorCode}).", bodySent);
                 case IOException io:

@@ -13,6 +13,7 @@ namespace ResilientMail.Commands
     {
         [Parameter(Position = 0, ParameterSetName = "Name", ValueFromPipelineByPropertyName = true)]
         [SupportsWildcards]
+        [ArgumentCompleter(typeof(CampaignNameCompleter))]
         public string Name { get; set; } = "*";
 
         [Parameter(Mandatory = true, ParameterSetName = "Path", ValueFromPipelineByPropertyName = true)]

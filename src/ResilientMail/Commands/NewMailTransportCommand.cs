@@ -74,6 +74,7 @@ namespace ResilientMail.Commands
 
         [Parameter(ParameterSetName = "Ses")]
         [ValidateNotNullOrEmpty]
+        [ArgumentCompleter(typeof(SesRegionCompleter))]
         public string? Region { get; set; }
 
         [Parameter(ParameterSetName = "Ses")]

@@ -71,6 +71,7 @@ namespace ResilientMail.Commands
         /// <summary>A transport from New-MailTransport, instead of the SMTP parameters.</summary>
         [Parameter(Mandatory = true, ParameterSetName = "Transport")]
         [ValidateNotNull]
+        [ArgumentCompleter(typeof(TransportVariableCompleter))]
         public MailTransport? Transport { get; set; }
 
         /// <summary>0 picks the usual port for the TLS mode: 465 for SslOnConnect, 587 for StartTls, else 25.</summary>

@@ -20,6 +20,7 @@ namespace ResilientMail.Commands
     {
         [Parameter(Mandatory = true, Position = 0)]
         [ValidateNotNullOrEmpty]
+        [ArgumentCompleter(typeof(CampaignNameCompleter))]
         public string Name { get; set; } = "";
 
         [Parameter(ValueFromPipeline = true, ParameterSetName = "Pipeline")]
@@ -31,6 +32,7 @@ namespace ResilientMail.Commands
         public string Path { get; set; } = "";
 
         [Parameter]
+        [ArgumentCompleter(typeof(TransportVariableCompleter))]
         public MailTransport? Transport { get; set; }
 
         [Parameter] public string? From { get; set; }

@@ -94,7 +94,10 @@ namespace ResilientMail.Internal
             var dir = Path.GetDirectoryName(CampaignJournal.DefaultPath("x"))!;
             if (!Directory.Exists(dir)) return new string[0];
             var wildcard = new System.Management.Automation.WildcardPattern(pattern, System.Management.Automation.WildcardOptions.IgnoreCase);
-            return Directory.GetFiles(dir, "*.journal.jsonl").Where(f => wildcard.IsMatch(NameFromPath(f))).OrderBy(f => f).ToArray();
+            return Directory.GetFiles(dir, "*.journal.jsonl").Where(f => wildcard.IsMatch(NameFromPath(f)) || wildcard.IsMatch(DisplayName(f))).OrderBy(f => f).ToArray();
         }
+
+        /// <summary>The name the campaign was started with (its file name may have had characters replaced).</summary>
+        public static string DisplayName(string path) => JournalSnapshot.ReadName(path) ?? NameFromPath(path);
     }
 }

@@ -59,6 +59,9 @@ namespace ResilientMail.Internal
             FailureReason.Certificate => "Check -Port and the TLS mode (465 is SslOnConnect, 587 is StartTls), trust the server's certificate, or for a test server use -SkipCertificateCheck.",
             FailureReason.ConnectivityLost => "Check the network path to the server, then run the command again for the messages that were not sent.",
             FailureReason.RecipientRejected => "Check the recipient's address; the server will not take mail for it.",
+            FailureReason.SenderRejected => "Check -From: the server (or provider) does not let this account send as that address, or the sender's domain is not verified.",
+            FailureReason.Timeout when failure.Kind == FailureKind.Transient => "The server did not answer in time: check that it is up and not overloaded; -Timeout allows each attempt longer.",
+            FailureReason.Network when failure.Kind == FailureKind.Transient => "Check -SmtpServer (or the transport's address) and port, that the server is running, and the network path (VPN, firewall, proxy).",
             _ when failure.Kind == FailureKind.Ambiguous => "Check whether the message arrived before sending it again (-RetryUncertain retries such sends automatically).",
             _ => null,
         };

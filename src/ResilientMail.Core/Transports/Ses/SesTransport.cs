@@ -69,6 +69,9 @@ namespace ResilientMail.Core.Transports.Ses
             }
         }
 
+        /// <summary>The region names AWSSDK.Core knows (for argument completion).</summary>
+        public static IEnumerable<string> KnownRegions() => Amazon.RegionEndpoint.EnumerableAllRegions.Select(r => r.SystemName);
+
         /// <summary>Checks that credentials can be found (no secret leaves Core, and no AWS type reaches the caller).</summary>
         public void CheckCredentials() => ResolveCredentials();
 
