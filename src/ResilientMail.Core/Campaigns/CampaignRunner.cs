@@ -190,7 +190,7 @@ namespace ResilientMail.Core.Campaigns
         public void Start(string description)
         {
             _stop = new CancellationTokenSource();
-            _queue = Channel.CreateBounded<WorkItem>(new BoundedChannelOptions(_options.Concurrency * 4) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
+            _queue = Channel.CreateBounded<WorkItem>(new BoundedChannelOptions(_options.Concurrency * MaxDeclaredAhead) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
             _journal.Run("run-started", description);
             _workers = Enumerable.Range(0, _options.Concurrency).Select(i => Task.Run(() => WorkAsync(_stop.Token))).ToArray();
         }
@@ -306,35 +306,31 @@ namespace ResilientMail.Core.Campaigns
             _journal.Run("paused", reason);
         }
 
+        /// <summary>At most this many messages a worker declares (intent on disk) ahead of sending them.</summary>
+        internal const int MaxDeclaredAhead = 16;
+
         private async Task WorkAsync(CancellationToken cancellationToken)
         {
             var courierOptions = _options.Courier with { Pacing = PacingOptions.None };
             using var courier = new Courier(_transports(_events), courierOptions, _probe, _time, _random, _events);
-            // One message ahead: its intent is forced to disk while the current one is on the wire, so the
-            // disk's latency is not added to every send. An intent never followed by "sending" is read back
-            // as not sent (in the same boot), so reading ahead loses and duplicates nothing.
-            WorkItem? ahead = null;
-            Task? aheadIntent = null;
+            // Messages whose intent is written, each with the task that ends when that intent is on disk. The
+            // worker declares every message already queued in one go (one fsync for all of them), and declares
+            // the next ones while the current message is on the wire, so the disk's latency is neither paid per
+            // message nor added to a send. An intent never followed by "sending" is read back as not sent (in
+            // the same boot of the OS), so declaring ahead loses and duplicates nothing.
+            var declared = new Queue<(WorkItem Item, Task OnDisk)>();
+            var reader = _queue!.Reader;
             try
             {
-                var reader = _queue!.Reader;
                 while (true)
                 {
-                    WorkItem item;
-                    Task? intent = null;
-                    if (ahead != null)
-                    {
-                        item = ahead;
-                        intent = aheadIntent;
-                        ahead = null;
-                        aheadIntent = null;
-                    }
-                    else
+                    if (declared.Count == 0)
                     {
                         if (!await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false)) break;
-                        if (!reader.TryRead(out var read)) continue;
-                        item = read;
+                        Declare(reader, declared);
+                        if (declared.Count == 0) continue;
                     }
+                    var (item, onDisk) = declared.Dequeue();
                     if (IsPaused) continue; // stays pending in the journal for the resume
                     SlidingWindowLimiter.Reservation? permit = null;
                     await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -348,25 +344,32 @@ namespace ResilientMail.Core.Campaigns
                         _turn.Release();
                     }
                     if (IsPaused) continue;
-                    await (intent ?? _journal.IntentAsync(item.Key, item.To)).ConfigureAwait(false);
-                    if (reader.TryRead(out var next))
-                    {
-                        ahead = next;
-                        aheadIntent = _journal.IntentAsync(next.Key, next.To);
-                    }
+                    await onDisk.ConfigureAwait(false);
+                    if (declared.Count == 0) Declare(reader, declared);
                     await SendOneAsync(courier, item, permit, cancellationToken).ConfigureAwait(false);
                 }
             }
             finally
             {
-                if (aheadIntent != null)
+                // Whatever is still declared was never handed over; let its disk write finish before the journal closes.
+                foreach (var task in declared.Select(d => d.OnDisk).Distinct())
                 {
-                    try { await aheadIntent.ConfigureAwait(false); }
+                    try { await task.ConfigureAwait(false); }
                     catch (Exception) { /* the run is ending anyway; an intent that did not reach the disk was never acted on */ }
                 }
                 using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(2));
                 try { await courier.CloseAsync(quick.Token).ConfigureAwait(false); } catch (Exception) { /* closing is best effort */ }
             }
+        }
+
+        /// <summary>Takes what is queued (up to <see cref="MaxDeclaredAhead"/>) and writes their intents, forced to disk together.</summary>
+        private void Declare(ChannelReader<WorkItem> reader, Queue<(WorkItem, Task)> declared)
+        {
+            var batch = new List<WorkItem>();
+            while (batch.Count < MaxDeclaredAhead && reader.TryRead(out var next)) batch.Add(next);
+            if (batch.Count == 0) return;
+            var onDisk = _journal.IntentsAsync(batch.Select(b => (b.Key, b.To)));
+            foreach (var b in batch) declared.Enqueue((b, onDisk));
         }
 
         private void Move(RecipientState from, RecipientState to)

@@ -172,9 +172,17 @@ namespace ResilientMail.Core.Campaigns
         /// The message is about to be sent: written, then forced to disk on a pool thread (the task ends when it
         /// is on disk). Other records can be written meanwhile. Await it before <see cref="Sending"/>.
         /// </summary>
-        public Task IntentAsync(string key, string to)
+        public Task IntentAsync(string key, string to) => IntentsAsync(new[] { (key, to) });
+
+        /// <summary>Several intents, forced to disk together (one wait for the disk).</summary>
+        public Task IntentsAsync(IEnumerable<(string Key, string To)> messages)
         {
-            Write("intent", key, w => w.WriteString("to", to));
+            lock (_lock)
+            {
+                foreach (var (key, to) in messages) Write("intent", key, w => w.WriteString("to", to), flush: false);
+                if (_disposed) throw new ObjectDisposedException(nameof(CampaignJournal));
+                _file.Flush(false); // to the OS in one write; Sync then forces it to disk
+            }
             return Task.Run(Sync);
         }
 
