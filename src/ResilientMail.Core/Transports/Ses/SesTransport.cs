@@ -122,7 +122,17 @@ namespace ResilientMail.Core.Transports.Ses
         protected override async Task<Receipt> SendCoreAsync(MimeMessage message, CancellationToken cancellationToken)
         {
             var body = RequestBody(message);
-            var credentials = await _credentials.GetCredentialsAsync().ConfigureAwait(false);
+            ImmutableCredentials credentials;
+            try
+            {
+                credentials = await _credentials.GetCredentialsAsync().ConfigureAwait(false);
+            }
+            catch (AmazonClientException ex)
+            {
+                // An expired SSO session, a role that cannot be assumed, a metadata service that does not answer.
+                throw new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.Authentication,
+                    $"Could not get AWS credentials: {ex.Message} Sign in again (aws sso login) or check the profile, keys or role."), ex);
+            }
             using var request = new HttpRequestMessage(HttpMethod.Post, _sendUri) { Content = new ByteArrayContent(body) };
             request.Content.Headers.ContentType = Json;
             SigV4.Sign(request, body, credentials, Region, Service, Time.GetUtcNow().UtcDateTime);
