@@ -17,6 +17,18 @@ public class MessageTests
     };
 
     [Fact]
+    public void Every_message_has_a_current_date_and_a_message_id_in_the_senders_domain()
+    {
+        var before = DateTimeOffset.Now.AddSeconds(-2);
+        var first = MessageBuilder.Build(Basic with { To = new[] { "a@example.com" } });
+        var second = MessageBuilder.Build(Basic with { To = new[] { "b@example.com" } });
+        Assert.InRange(first.Date, before, DateTimeOffset.Now.AddSeconds(2));
+        Assert.Single(first.Headers, h => h.Id == HeaderId.Date);
+        Assert.EndsWith("@example.com", first.MessageId);
+        Assert.NotEqual(first.MessageId, second.MessageId);
+    }
+
+    [Fact]
     public void Placeholders_are_filled_from_the_row_case_insensitively()
     {
         var msg = MessageBuilder.Build(new MessageTemplate(Basic), Row(("FirstName", "Ada"), ("Email", "ada@example.com"), ("Department", "R&D")));

@@ -71,7 +71,7 @@ namespace ResilientMail.Core.Messages
             }
             message.Body = body.ToMessageBody();
 
-            message.Date = DateTimeOffset.Now;
+            // The Date header: MimeMessage sets it (now) when constructed; setting it again costs a second formatting.
             var domain = from.Mailboxes.First().Domain;
             message.MessageId = MimeUtils.GenerateMessageId(string.IsNullOrEmpty(domain) ? "localhost" : domain);
             return message;
