@@ -185,6 +185,16 @@ Describe 'Send-ResilientMail through Amazon SES (aws-ses-v2-local)' {
         $request.Headers.Authorization | Should -Match '^AWS4-HMAC-SHA256 Credential=AKIAPESTERPROFILE001/\d{8}/eu-west-1/ses/aws4_request'
     }
 
+    It 'sends nothing with -WhatIf, and a campaign with -WhatIf sends nothing through either provider' {
+        $null = Send-ResilientMail -Transport $sesT -From ops@example.com -To ann@example.com -Subject s -Body b -NoDelay -WhatIf 6>&1
+        Reset-Fake $sg
+        $null = New-Rows 3 'w' | Start-MailCampaign -Name 'whatif-sg' -Transport $sgT -From news@example.com -Subject 's' -Body 'b' -NoDelay -WhatIf 6>&1
+        $null = New-Rows 3 'w' | Start-MailCampaign -Name 'whatif-ses' -Transport $sesT -From news@example.com -Subject 's' -Body 'b' -NoDelay -WhatIf 6>&1
+        @(Get-FakeRequest $ses).Count | Should -Be 0
+        @(Get-SesStore $ses).Count | Should -Be 0
+        @(Get-FakeRequest $sg).Count | Should -Be 0
+    }
+
     It 'retries a 500 and a throttle injected by the proxy, and stores the message once' {
         Add-FakeFault $ses @{ Status = 500; Body = '{"message":"InternalFailure"}' }, @{ Status = 429; Headers = @{ 'x-amzn-ErrorType' = 'TooManyRequestsException' }; Body = '{"message":"Too many requests"}' }
         $r = Send-ResilientMail -Transport $sesT -From ops@example.com -To ann@example.com -Subject s -Body b -NoDelay -RetryBaseDelay '00:00:00.1'
