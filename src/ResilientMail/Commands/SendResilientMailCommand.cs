@@ -119,7 +119,7 @@ namespace ResilientMail.Commands
         private Courier? _courier;
         private StatusReporter? _status;
         // Records are built and bound on the pipeline thread while the previous message is on the wire:
-        // one message may wait here while one is sent, so at most one more row is read than is sent.
+        // up to four messages may wait here while one is sent (fewer cross-thread wake-ups than a queue of one).
         private Channel<Outgoing>? _queue;
         private Task? _sender;
         private int _received;
@@ -158,7 +158,7 @@ namespace ResilientMail.Commands
                         (options.Pacing.IsOff ? "no pacing." : $"gap {options.Pacing.MinGap.TotalSeconds:0.#}-{options.Pacing.MaxGap.TotalSeconds:0.#} s, pause {options.Pacing.BatchPause.TotalSeconds:0} s every {options.Pacing.BatchSize}.");
             OpenLog(start);
             WriteVerbose(start);
-            _queue = Channel.CreateBounded<Outgoing>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
+            _queue = Channel.CreateBounded<Outgoing>(new BoundedChannelOptions(4) { SingleReader = true, SingleWriter = true });
             var courier = _courier;
             var queue = _queue;
             _sender = Task.Run(() => SendAllAsync(courier, queue.Reader, StopToken));
