@@ -40,11 +40,9 @@ namespace ResilientMail
     internal static class IsolatedLoader
     {
         private static readonly object Gate = new object();
+        // One per process: Core's types must stay the same types across Remove-Module and re-import.
         private static DependencyLoadContext? _context;
         private static bool _registered;
-
-        /// <summary>The context Core and its dependencies live in (one per process: types must stay the same across re-imports).</summary>
-        public static AssemblyLoadContext? Context => _context;
 
         public static void Register(string folder)
         {

@@ -42,9 +42,6 @@ namespace ResilientMail.Core.Transports.Http
         protected TimeProvider Time { get; }
         protected HttpClient Http { get; }
 
-        /// <summary>How many requests were made (each attempt is one).</summary>
-        public int Requests => _tracker.Requests;
-
         public async Task<Receipt> SendAsync(MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken)
         {
             _tracker.Current = attempt;
@@ -73,16 +70,12 @@ namespace ResilientMail.Core.Transports.Http
         /// <summary>Marks the attempt once the request body has been written to the connection.</summary>
         private sealed class BodyTracker : DelegatingHandler
         {
-            private int _requests;
-
             public BodyTracker(HttpMessageHandler inner) : base(inner) { }
 
             public SendAttempt? Current { get; set; }
-            public int Requests => Volatile.Read(ref _requests);
 
             protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
             {
-                Interlocked.Increment(ref _requests);
                 var attempt = Current;
                 if (attempt != null && request.Content != null) request.Content = new TrackedContent(request.Content, attempt);
                 return base.SendAsync(request, cancellationToken);
