@@ -71,7 +71,7 @@ Describe 'Beside other modules' {
         $script:OtherMailKit = Join-Path $proj 'packages/mailkit/4.2.0/lib/net6.0/MailKit.dll'
         $script:LoadOther = "Add-Type -Path '$OtherMailKit'; `$null = [MailKit.Net.Smtp.SmtpClient].Assembly"
         $script:Send = "(Send-ResilientMail -SmtpServer 127.0.0.1 -Port $($server.SmtpPort) -From alc@example.com -To alc@example.com -Subject 'alc {0}' -Body 'b' -NoDelay).Status"
-        $script:Versions = "[AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'MailKit' } | ForEach-Object { 'MailKit ' + `$_.GetName().Version + ' default=' + ([Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$_) -eq [Runtime.Loader.AssemblyLoadContext]::Default) }"
+        $script:Versions = "[AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'MailKit' } | ForEach-Object { 'MailKit v' + `$_.GetName().Version.ToString(2) + ' default=' + ([Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$_) -eq [Runtime.Loader.AssemblyLoadContext]::Default) }"
     }
 
     It 'the cmdlet assembly references no third-party assembly (so the default context never loads one for it)' {
@@ -91,8 +91,8 @@ $($Send -f 'other first')
 $Versions
 "@
         $out | Should -Contain 'Sent'
-        $out | Should -Contain 'MailKit 4.2.0.0 default=True'
-        $out | Where-Object { $_ -match '^MailKit 4\.18\..* default=False$' } | Should -Not -BeNullOrEmpty
+        $out | Should -Contain 'MailKit v4.2 default=True'
+        $out | Should -Contain 'MailKit v4.18 default=False'
     }
 
     It 'sends when the other MailKit is loaded after it, and after Remove-Module and Import-Module -Force' {
@@ -108,7 +108,7 @@ $($Send -f 're-imported')
 $Versions
 "@
         @($out | Where-Object { $_ -eq 'Sent' }).Count | Should -Be 3
-        $out | Should -Contain 'MailKit 4.2.0.0 default=True'
+        $out | Should -Contain 'MailKit v4.2 default=True'
         $subjects = (Get-Smtp4devMessage $server).subject
         foreach ($s in 'alc ours first', 'alc then other', 'alc re-imported') { $subjects | Should -Contain $s }
     }

@@ -306,16 +306,15 @@ public class SendGridTransportTests
     [Fact]
     public async Task Connection_refused_then_up_is_retried_after_the_network_comes_back()
     {
-        var hold = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
-        hold.Bind(new IPEndPoint(IPAddress.Loopback, 0)); // bound, not listening: connections are refused
-        int port = ((IPEndPoint)hold.LocalEndPoint!).Port;
+        using var hold = new RefusingPort();
+        int port = hold.Port;
         var events = new List<DeliveryEvent>();
         using var courier = Courier(new SendGridTransport(new SendGridOptions { ApiKey = new Secret(Key), BaseUri = new Uri($"http://127.0.0.1:{port}") }), events);
 
         var sending = courier.DeliverAsync(Clock.Message(), default);
         await Task.Delay(400);
         Assert.False(sending.IsCompleted);
-        hold.Dispose();
+        hold.Free();
         await using var server = await FakeHttpServer.StartAsync(Role.SendGrid, port, Key);
         var result = await sending.WaitAsync(TimeSpan.FromSeconds(15));
 
@@ -435,9 +434,8 @@ public class SesTransportTests
             Assert.Equal(FailureReason.Timeout, result.Failure!.Reason);
         }
 
-        var hold = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
-        hold.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        int port = ((IPEndPoint)hold.LocalEndPoint!).Port;
+        using var hold = new RefusingPort();
+        int port = hold.Port;
         var events = new List<DeliveryEvent>();
         using var later = SendGridTransportTests.Courier(new SesTransport(new SesOptions
         {
@@ -446,7 +444,7 @@ public class SesTransportTests
         var sending = later.DeliverAsync(Clock.Message(), default);
         await Task.Delay(400);
         Assert.False(sending.IsCompleted);
-        hold.Dispose();
+        hold.Free();
         await using var server = await FakeHttpServer.StartAsync(Role.Proxy, port, upstream: new Uri("http://127.0.0.1:9"));
         server.AddFaults(Ok());
         var sent = await sending.WaitAsync(TimeSpan.FromSeconds(15));

@@ -101,3 +101,21 @@ public static class Clock
     public static MimeMessage Message(string to = "someone@example.com") => new MimeMessage(
         new[] { MailboxAddress.Parse("sender@example.com") }, new[] { MailboxAddress.Parse(to) }, "Hello", new TextPart("plain") { Text = "Body" });
 }
+
+/// <summary>A loopback port that refuses connections (bound, never listening) until <see cref="Free"/> lets a server take it.</summary>
+public sealed class RefusingPort : IDisposable
+{
+    private readonly System.Net.Sockets.Socket _socket = new(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+
+    public RefusingPort()
+    {
+        _socket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        Port = ((System.Net.IPEndPoint)_socket.LocalEndPoint!).Port;
+    }
+
+    public int Port { get; }
+
+    public void Free() => _socket.Dispose();
+
+    public void Dispose() => _socket.Dispose();
+}
