@@ -1,6 +1,7 @@
 <#
   One benchmark run in a fresh process. Prints one JSON line: seconds (the sending part only), count,
-  peakMB (this process's peak working set). Called by Bench.ps1; not a test.
+  peakMB (this process's peak working set), cpuUsPerMessage (its CPU time per message in the sending part, all threads).
+  Called by Bench.ps1; not a test.
 #>
 param(
     [Parameter(Mandatory)][string]$Scenario,
@@ -33,6 +34,8 @@ if ($Warmup -gt 0) {
         default { throw "No warm-up for $Scenario" }
     }
 }
+$me = [System.Diagnostics.Process]::GetCurrentProcess()
+$cpu0 = $me.TotalProcessorTime
 $clock = [System.Diagnostics.Stopwatch]::StartNew()
 switch ($Scenario) {
     'SendMailMessage' {
@@ -64,7 +67,9 @@ switch ($Scenario) {
     default { throw "Unknown scenario $Scenario" }
 }
 $seconds = $clock.Elapsed.TotalSeconds
-$peak = [System.Diagnostics.Process]::GetCurrentProcess().PeakWorkingSet64 / 1MB
+$me.Refresh()
+$cpuTotal = ($me.TotalProcessorTime - $cpu0).TotalMilliseconds * 1000
+$peak = $me.PeakWorkingSet64 / 1MB
 if ($Scenario -ne 'Recovery') { $extra = @{} }
 if ($Scenario -eq 'CampaignRateLimited') {
     # Start times of every send, from the journal (ms resolution): the achieved rate and the busiest 1 s window.
@@ -82,4 +87,4 @@ if ($Scenario -eq 'CampaignRateLimited') {
 }
 if (-not $Csv) { $n = $Count } else { $n = (Get-Content $Csv | Measure-Object -Line).Lines - 1 }
 Remove-Item -Recurse -Force $env:RESILIENTMAIL_DATA -ErrorAction SilentlyContinue
-([ordered]@{ seconds = $seconds; count = $n; peakMB = [Math]::Round($peak, 1) } + $extra) | ConvertTo-Json -Compress
+([ordered]@{ seconds = $seconds; count = $n; peakMB = [Math]::Round($peak, 1); cpuUsPerMessage = [Math]::Round($cpuTotal / [Math]::Max(1, $n), 1) } + $extra) | ConvertTo-Json -Compress

@@ -19,6 +19,7 @@ Describe 'Send-ResilientMail against smtp4dev' {
 
         @($results).Count | Should -Be 20
         $results.Status | Sort-Object -Unique | Should -Be 'Sent'
+        $results.To | Should -Be $rows.Email  # in input order, though up to eight are queued behind the one on the wire
         $results | ForEach-Object { $_.Attempts | Should -Be 1; $_.MessageId | Should -Not -BeNullOrEmpty }
 
         $delivered = Get-Delivered

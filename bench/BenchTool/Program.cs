@@ -2,7 +2,8 @@
 //   sink  --port P --delay-ms D   a fast loopback SMTP sink (PIPELINING, 8BITMIME); holds each reply batch D ms
 //                                  to simulate a round trip; XCOUNT answers "250 <accepted>", XRESET zeroes it
 //   bare  --port P --count N [--warmup W]   the practical ceiling: a bare MailKit loop over one connection, no
-//                                 resilience; W messages first, untimed, when measuring the steady state
+//                                 resilience; W messages first, untimed, when measuring the steady state. Prints
+//                                 seconds, count and CPU per message; BENCH_THREADS=1 adds each thread's CPU (Linux)
 //   chart --in results.json --out chart.png
 using System.Diagnostics;
 using System.Net;
@@ -116,10 +117,33 @@ static class Bare
         using var client = new SmtpClient();
         await client.ConnectAsync("127.0.0.1", port, SecureSocketOptions.None);
         for (int i = 0; i < warmup; i++) await client.SendAsync(Message(i));
+        var me = Process.GetCurrentProcess();
+        var cpu = me.TotalProcessorTime;
+        var threads = ThreadTicks();
         var clock = Stopwatch.StartNew();
         for (int i = 0; i < count; i++) await client.SendAsync(Message(i));
+        var seconds = clock.Elapsed.TotalSeconds;
+        me.Refresh();
+        var cpuUsPerMessage = (me.TotalProcessorTime - cpu).TotalMilliseconds * 1000 / count;
+        if (Environment.GetEnvironmentVariable("BENCH_THREADS") == "1")
+            foreach (var (name, ticks) in ThreadTicks())
+                if (ticks - threads.GetValueOrDefault(name) > 0) Console.Error.WriteLine($"{name,-30} {(ticks - threads.GetValueOrDefault(name)) * 10000.0 / count:0.0} us/msg");
         await client.DisconnectAsync(true);
-        Console.WriteLine(JsonSerializer.Serialize(new { seconds = clock.Elapsed.TotalSeconds, count }));
+        Console.WriteLine(JsonSerializer.Serialize(new { seconds, count, cpuUsPerMessage }));
+    }
+
+    // Per-thread CPU (Linux /proc, 10 ms ticks), for finding where a process spends its time.
+    private static Dictionary<string, long> ThreadTicks()
+    {
+        var result = new Dictionary<string, long>();
+        if (!Directory.Exists("/proc/self/task")) return result;
+        foreach (var dir in Directory.GetDirectories("/proc/self/task"))
+        {
+            var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            result[$"{Path.GetFileName(dir)} {File.ReadAllText(Path.Combine(dir, "comm")).Trim()}"] = long.Parse(fields[11]) + long.Parse(fields[12]);
+        }
+        return result;
     }
 
     private static MimeMessage Message(int i)

@@ -29,6 +29,41 @@ public class MessageTests
     }
 
     [Fact]
+    public void The_message_carries_exactly_one_date_and_one_message_id_and_an_idn_domain_in_its_ascii_form()
+    {
+        var msg = MessageBuilder.Build(Basic with { From = "ops@bücher.example", To = new[] { "a@example.com" } });
+        Assert.Single(msg.Headers, h => h.Id == HeaderId.MessageId);
+        Assert.Single(msg.Headers, h => h.Id == HeaderId.Date);
+        Assert.Matches("^[0-9a-f]{32}@xn--bcher-kva\\.example$", msg.MessageId);
+        // Two domains in turn: the kept encoding of the last domain is never used for another one.
+        Assert.EndsWith("@example.com", MessageBuilder.Build(Basic with { From = "a@example.com", To = new[] { "b@example.com" } }).MessageId);
+        Assert.EndsWith("@xn--bcher-kva.example", MessageBuilder.Build(Basic with { From = "ops@bücher.example", To = new[] { "b@example.com" } }).MessageId);
+        var ids = Enumerable.Range(0, 1000).Select(i => MessageBuilder.Build(Basic with { To = new[] { $"r{i}@example.com" } }).MessageId).ToHashSet();
+        Assert.Equal(1000, ids.Count);
+    }
+
+    [Fact]
+    public void A_template_made_from_a_previous_one_renders_like_a_new_one_and_lists_the_columns_it_needs()
+    {
+        var first = new MessageTemplate(Basic);
+        var next = new MessageTemplate(Basic with { To = new[] { "fixed@example.com" }, Subject = "Hi {{Nick}}" }, first);
+        var fresh = new MessageTemplate(Basic with { To = new[] { "fixed@example.com" }, Subject = "Hi {{Nick}}" });
+        var row = Row(("Nick", "Ada"), ("firstname", "Ada L"), ("Department", "R&D"), ("Email", "unused@example.com"));
+        Assert.Equal(fresh.Render(row), next.Render(row), new SpecComparer());
+        Assert.Equal("Hi Ada", next.Render(row).Subject);
+        Assert.Equal(new[] { "fixed@example.com" }, next.Render(row).To);
+        Assert.Equal(new[] { "Nick", "firstname", "Department" }, next.Columns);
+        Assert.Equal(new[] { "FirstName", "Department", "Email" }, first.Columns);
+    }
+
+    private sealed class SpecComparer : IEqualityComparer<MessageSpec>
+    {
+        public bool Equals(MessageSpec? a, MessageSpec? b) => a!.Subject == b!.Subject && a.TextBody == b.TextBody && a.HtmlBody == b.HtmlBody &&
+            a.From == b.From && a.To.SequenceEqual(b.To) && a.Cc.SequenceEqual(b.Cc) && a.Headers.SequenceEqual(b.Headers);
+        public int GetHashCode(MessageSpec obj) => 0;
+    }
+
+    [Fact]
     public void Placeholders_are_filled_from_the_row_case_insensitively()
     {
         var msg = MessageBuilder.Build(new MessageTemplate(Basic), Row(("FirstName", "Ada"), ("Email", "ada@example.com"), ("Department", "R&D")));

@@ -193,4 +193,24 @@ public class RetryTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => task);
         Assert.Single(transport.AttemptTimes);
     }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Per_message_events_are_raised_only_when_asked_for_but_retries_and_failures_always(bool reportEach)
+    {
+        var time = new FakeTimeProvider();
+        var events = new List<DeliveryEvent>();
+        var transport = new ScriptedTransport(time, attempt => attempt == 1 ? ScriptedTransport.Transient() : null);
+        using var courier = new Courier(transport, new CourierOptions { Pacing = PacingOptions.None, ReportEachMessage = reportEach },
+            new ClockProbe(time, _ => true), time, new FixedRandom(0.5), e => { lock (events) events.Add(e); });
+
+        var result = await Clock.Drive(time, courier.DeliverAsync(Clock.Message(), default), TimeSpan.FromMinutes(1));
+
+        Assert.Equal(DeliveryStatus.Sent, result.Status);
+        Assert.Single(events, e => e.Kind == DeliveryEventKind.Retry);
+        Assert.Equal(reportEach ? 2 : 0, events.Count(e => e.Kind == DeliveryEventKind.Attempt));
+        Assert.Equal(reportEach ? 1 : 0, events.Count(e => e.Kind == DeliveryEventKind.Delivered));
+        if (reportEach) Assert.Contains(events, e => e.Kind == DeliveryEventKind.Attempt && e.Text.EndsWith("(attempt 2 of 4).", StringComparison.Ordinal));
+    }
 }

@@ -31,6 +31,12 @@ namespace ResilientMail.Core.Delivery
         public PacingOptions Pacing { get; init; } = new PacingOptions();
         /// <summary>What to probe; the transport's own endpoint when empty.</summary>
         public IReadOnlyList<Endpoint> ConnectivityTargets { get; init; } = new Endpoint[0];
+        /// <summary>
+        /// Raise the per-message Attempt and Delivered events. Off when nobody shows or logs them (no -Verbose,
+        /// no -LogPath): their text costs more to format than the rest of the courier's own work on a fast link.
+        /// Retries, waits and failures are always raised.
+        /// </summary>
+        public bool ReportEachMessage { get; init; } = true;
     }
 
     /// <summary>
@@ -46,6 +52,8 @@ namespace ResilientMail.Core.Delivery
         private readonly DeliveryEventSink? _events;
         private readonly ResiliencePipeline<Receipt> _retry;
         private readonly ResiliencePipeline _timeout;
+        private readonly DeliveryEventSink? _chatter;
+        private readonly string _attemptsText;
 
         /// <summary>On the system clock. (The cmdlets use this one: no third-party type crosses into the cmdlet assembly.)</summary>
         public Courier(IMailTransport transport, CourierOptions options, IConnectivityProbe probe, DeliveryEventSink? events)
@@ -59,6 +67,8 @@ namespace ResilientMail.Core.Delivery
             _time = time ?? throw new ArgumentNullException(nameof(time));
             _random = random ?? throw new ArgumentNullException(nameof(random));
             _events = events;
+            _chatter = _options.ReportEachMessage ? events : null;
+            _attemptsText = $" of {_options.Retry.MaxRetries + 1}).";
             IReadOnlyList<Endpoint> targets = _options.ConnectivityTargets.Count > 0 ? _options.ConnectivityTargets
                 : transport.Endpoint != null ? new[] { transport.Endpoint } : new Endpoint[0];
             Gate = targets.Count > 0 ? new ConnectivityGate(probe, targets, _options.Connectivity, time, events) : null;
@@ -72,11 +82,14 @@ namespace ResilientMail.Core.Delivery
         public Pacer Pacer { get; }
         public IMailTransport Transport => _transport;
 
-        public Task<DeliveryResult> DeliverAsync(Messages.OutgoingMessage message, CancellationToken cancellationToken) => DeliverAsync(message.Mime, cancellationToken);
+        public Task<DeliveryResult> DeliverAsync(Messages.OutgoingMessage message, CancellationToken cancellationToken) =>
+            DeliverAsync(message.Mime, message.Recipients, cancellationToken);
 
-        public async Task<DeliveryResult> DeliverAsync(MimeMessage message, CancellationToken cancellationToken)
+        public Task<DeliveryResult> DeliverAsync(MimeMessage message, CancellationToken cancellationToken) =>
+            DeliverAsync(message, Recipients(message), cancellationToken);
+
+        private async Task<DeliveryResult> DeliverAsync(MimeMessage message, string recipients, CancellationToken cancellationToken)
         {
-            var recipients = Recipients(message);
             await Pacer.WaitTurnAsync(cancellationToken).ConfigureAwait(false);
             long started = _time.GetTimestamp();
             int attempts = 0;
@@ -98,7 +111,7 @@ namespace ResilientMail.Core.Delivery
                 }, cancellationToken).ConfigureAwait(false);
 
                 var elapsed = _time.GetElapsedTime(started);
-                _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Delivered,
+                _chatter?.Invoke(new DeliveryEvent(DeliveryEventKind.Delivered,
                     $"Delivered to {recipients} in {elapsed.TotalMilliseconds:0} ms after {attempts} attempt{(attempts == 1 ? "" : "s")}: {receipt.ServerReply}"));
                 return new DeliveryResult(recipients, DeliveryStatus.Sent, attempts, elapsed) { MessageId = receipt.MessageId, ServerReply = receipt.ServerReply };
             }
@@ -133,8 +146,8 @@ namespace ResilientMail.Core.Delivery
                 throw new MailDeliveryException(new Failure(FailureKind.Transient, FailureReason.ConnectivityLost, lost.Message), lost);
             }
 
-            _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Attempt,
-                $"Sending to {recipients} via {_transport.Description} (attempt {attempt} of {_options.Retry.MaxRetries + 1})."));
+            _chatter?.Invoke(new DeliveryEvent(DeliveryEventKind.Attempt,
+                $"Sending to {recipients} via {_transport.Description} (attempt {attempt}{_attemptsText}"));
             try
             {
                 var receipt = await _timeout.ExecuteAsync(token => new ValueTask<Receipt>(_transport.SendAsync(message, state, token)), cancellationToken).ConfigureAwait(false);

@@ -25,11 +25,15 @@ namespace ResilientMail.Core.Messages
             "Content-Type", "Content-Transfer-Encoding", "Sender", "Return-Path",
         };
 
+        private static readonly IEnumerable<Header> NoHeaders = new Header[0];
+
         public static MimeMessage Build(MessageSpec spec)
         {
             if (spec == null) throw new ArgumentNullException(nameof(spec));
 
-            var message = new MimeMessage();
+            // Not new MimeMessage(): that one makes a Message-Id of its own (from the machine's DNS name, IDNA-encoded
+            // every time) which is then replaced, and costs three times what the rest of an empty message does.
+            var message = new MimeMessage(NoHeaders);
             var from = ParseList(spec.From, "From");
             if (from.Count != 1)
                 throw new MessageValidationException(ValidationProblem.InvalidAddress, "From must be exactly one address.", "From");
@@ -71,11 +75,41 @@ namespace ResilientMail.Core.Messages
             }
             message.Body = body.ToMessageBody();
 
-            // The Date header: MimeMessage sets it (now) when constructed; setting it again costs a second formatting.
-            var domain = from.Mailboxes.First().Domain;
-            message.MessageId = MimeUtils.GenerateMessageId(string.IsNullOrEmpty(domain) ? "localhost" : domain);
+            message.Date = DateTimeOffset.Now;
+            message.MessageId = NewMessageId(from.Mailboxes.First().Domain);
             return message;
         }
+
+        /// <summary>
+        /// A globally unique Message-Id at the sender's domain (RFC 5322 3.6.4): 128 random bits, then the domain in
+        /// its ASCII (IDNA) form. MimeUtils.GenerateMessageId does the same but encodes the domain again for every
+        /// message, which cost more than the rest of the headers together; here the encoding is kept per domain.
+        /// </summary>
+        internal static string NewMessageId(string? domain)
+        {
+            if (string.IsNullOrEmpty(domain)) domain = "localhost";
+            var last = _lastDomain; // one reference, so a reader on another thread never sees half of a pair
+            if (last == null || !string.Equals(last.Domain, domain, StringComparison.Ordinal))
+            {
+                string ascii = domain!;
+                if (ascii.Any(c => c > 127))
+                {
+                    try { ascii = new System.Globalization.IdnMapping().GetAscii(ascii); }
+                    catch (ArgumentException) { return MimeUtils.GenerateMessageId(domain); } // not valid IDNA: MimeKit's own encoding
+                }
+                _lastDomain = last = new DomainForm(domain!, ascii);
+            }
+            return Guid.NewGuid().ToString("N") + "@" + last.Ascii;
+        }
+
+        private sealed class DomainForm
+        {
+            public DomainForm(string domain, string ascii) { Domain = domain; Ascii = ascii; }
+            public string Domain { get; }
+            public string Ascii { get; }
+        }
+
+        private static volatile DomainForm? _lastDomain;
 
         /// <summary>Renders then builds: the one call a sending loop needs.</summary>
         public static MimeMessage Build(MessageTemplate template, IReadOnlyDictionary<string, object?> row) => Build(template.Render(row));

@@ -12,19 +12,36 @@ namespace ResilientMail.Core.Messages
         private readonly Template[] _to, _cc, _bcc, _replyTo;
         private readonly (string Name, Template Value)[] _headers;
 
-        public MessageTemplate(MessageSpec spec)
+        public MessageTemplate(MessageSpec spec) : this(spec, null) { }
+
+        /// <summary>
+        /// A template for <paramref name="spec"/> that takes over the parsed fields of <paramref name="previous"/>
+        /// whose text did not change: a pipeline binds -To (and often only -To) anew for every record.
+        /// </summary>
+        public MessageTemplate(MessageSpec spec, MessageTemplate? previous)
         {
             _spec = spec ?? throw new ArgumentNullException(nameof(spec));
-            _subject = new Template(spec.Subject);
-            _text = new Template(spec.TextBody);
-            _html = new Template(spec.HtmlBody);
-            _from = new Template(spec.From);
-            _to = spec.To.Select(t => new Template(t)).ToArray();
-            _cc = spec.Cc.Select(t => new Template(t)).ToArray();
-            _bcc = spec.Bcc.Select(t => new Template(t)).ToArray();
-            _replyTo = spec.ReplyTo.Select(t => new Template(t)).ToArray();
-            _headers = spec.Headers.Select(h => (h.Key, new Template(h.Value))).ToArray();
+            _subject = Template.Reuse(spec.Subject, previous?._subject);
+            _text = Template.Reuse(spec.TextBody, previous?._text);
+            _html = Template.Reuse(spec.HtmlBody, previous?._html);
+            _from = Template.Reuse(spec.From, previous?._from);
+            _to = Reuse(spec.To, previous?._to);
+            _cc = Reuse(spec.Cc, previous?._cc);
+            _bcc = Reuse(spec.Bcc, previous?._bcc);
+            _replyTo = Reuse(spec.ReplyTo, previous?._replyTo);
+            _headers = spec.Headers.Select((h, i) => (h.Key, Template.Reuse(h.Value, previous != null && i < previous._headers.Length ? previous._headers[i].Value : null))).ToArray();
+            Columns = Placeholders.Select(p => p.Name).Distinct(StringComparer.OrdinalIgnoreCase).ToArray();
         }
+
+        private static Template[] Reuse(IReadOnlyList<string> texts, Template[]? previous)
+        {
+            var result = new Template[texts.Count];
+            for (int i = 0; i < result.Length; i++) result[i] = Template.Reuse(texts[i], previous != null && i < previous.Length ? previous[i] : null);
+            return result;
+        }
+
+        /// <summary>The distinct column names the placeholders use: all that rendering needs from a row.</summary>
+        public IReadOnlyList<string> Columns { get; }
 
         /// <summary>Every placeholder name used anywhere, with the field it is used in.</summary>
         public IEnumerable<(string Field, string Name)> Placeholders =>

@@ -20,31 +20,32 @@ namespace ResilientMail.Core.Messages
         {
             _text = text ?? "";
             _matches = Placeholder.Matches(_text);
+            var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            var names = new List<string>();
+            foreach (Match m in _matches)
+            {
+                if (seen.Add(m.Groups[1].Value)) names.Add(m.Groups[1].Value);
+            }
+            _names = names.ToArray();
         }
+
+        private readonly string[] _names;
 
         public bool HasPlaceholders => _matches.Count > 0;
 
+        /// <summary><paramref name="previous"/> when it was made from the same text, else a new template.</summary>
+        public static Template Reuse(string? text, Template? previous) =>
+            previous != null && string.Equals(previous._text, text ?? "", StringComparison.Ordinal) ? previous : new Template(text);
+
         /// <summary>The distinct placeholder names, in order of first use.</summary>
-        public IReadOnlyList<string> Names
-        {
-            get
-            {
-                var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-                var names = new List<string>();
-                foreach (Match m in _matches)
-                {
-                    if (seen.Add(m.Groups[1].Value)) names.Add(m.Groups[1].Value);
-                }
-                return names;
-            }
-        }
+        public IReadOnlyList<string> Names => _names;
 
         /// <summary>Fills the placeholders. <paramref name="field"/> names the template in the error.</summary>
         public string Render(IReadOnlyDictionary<string, object?> values, string field)
         {
             if (_matches.Count == 0) return _text;
             List<string>? missing = null;
-            foreach (var name in Names)
+            foreach (var name in _names)
             {
                 if (!values.ContainsKey(name)) (missing ??= new List<string>()).Add(name);
             }

@@ -117,9 +117,12 @@ namespace ResilientMail.Commands
         public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
 
         private Courier? _courier;
+        private string _description = "";
         private StatusReporter? _status;
-        // Records are built and bound on the pipeline thread while the previous message is on the wire:
-        // up to four messages may wait here while one is sent (fewer cross-thread wake-ups than a queue of one).
+        // Records are built and bound on the pipeline thread while earlier messages are on the wire. When the
+        // queue is full the pipeline thread sleeps until the sender has taken it down to RoomAt: one wake-up per
+        // (Capacity - RoomAt) messages instead of one per message. Small, because a queued message holds its attachments.
+        internal static int Capacity = 8, RoomAt = 4;
         private Channel<Outgoing>? _queue;
         private Task? _sender;
         private int _received;
@@ -154,14 +157,16 @@ namespace ResilientMail.Commands
             _status = new StatusReporter(this, "Send-ResilientMail");
             var sink = EventSink(_status);
             _courier = new Courier(transport.Open(sink), options, new TcpProbe(), sink);
+            _description = _courier.Transport.Description;
             var start = $"Sending through {_courier.Transport.Description}; retries {options.Retry.MaxRetries}, timeout {transport.Timeout.TotalSeconds:0.#} s, " +
                         (options.Pacing.IsOff ? "no pacing." : $"gap {options.Pacing.MinGap.TotalSeconds:0.#}-{options.Pacing.MaxGap.TotalSeconds:0.#} s, pause {options.Pacing.BatchPause.TotalSeconds:0} s every {options.Pacing.BatchSize}.");
             OpenLog(start);
             WriteVerbose(start);
-            _queue = Channel.CreateBounded<Outgoing>(new BoundedChannelOptions(4) { SingleReader = true, SingleWriter = true });
+            _queue = Channel.CreateBounded<Outgoing>(new BoundedChannelOptions(Capacity) { SingleReader = true, SingleWriter = true });
             var courier = _courier;
             var queue = _queue;
             _sender = Task.Run(() => SendAllAsync(courier, queue.Reader, StopToken));
+            _sender.ContinueWith(_ => Wake(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
 
         /// <summary>The one sender: messages leave in input order over one connection; a failure that stops the run ends it.</summary>
@@ -171,8 +176,9 @@ namespace ResilientMail.Commands
             {
                 while (queue.TryRead(out var item))
                 {
+                    if (queue.Count <= RoomAt) Wake(); // the pipeline thread may go on reading input
                     item.Result = await courier.DeliverAsync(item.Message, token).ConfigureAwait(false);
-                    Post(() => Finished(item));
+                    Post(() => Finished(item), urgent: false);
                     if (item.Result.Failure?.StopsRun == true) return;
                 }
             }
@@ -187,7 +193,8 @@ namespace ResilientMail.Commands
             _received++;
             try
             {
-                message = MessageBuilder.Prepare(CurrentTemplate(), RowOf(InputObject));
+                var template = CurrentTemplate();
+                message = MessageBuilder.Prepare(template, RowOf(InputObject, template.Columns));
                 label = message.Recipients;
             }
             catch (MessageValidationException ex)
@@ -204,7 +211,7 @@ namespace ResilientMail.Commands
                 return;
             }
 
-            if (!ShouldProcess(label, $"Send mail '{message.Subject}' through {courier.Transport.Description}"))
+            if (!ShouldProcess(label, $"Send mail '{message.Subject}' through {_description}"))
             {
                 _received--;
                 return;
@@ -212,16 +219,15 @@ namespace ResilientMail.Commands
 
             status.Sending(label);
             var item = new Outgoing(message, label);
-            var queue = _queue!.Writer;
-            while (!queue.TryWrite(item))
+            var queue = _queue!;
+            if (!queue.Writer.TryWrite(item))
             {
-                // The sender is busy with the previous message: show its events and results while waiting for room.
-                if (!Await(queue.WaitToWriteAsync(StopToken).AsTask()))
-                {
-                    ThrowIfStopped();
-                    return; // the sender ended: the stop error is raised below
-                }
+                // The sender is busy: show its results while waiting for room (or for its end, after a failure that stops the run).
+                var sender = _sender!;
+                PumpUntil(() => queue.Reader.Count <= RoomAt || sender.IsCompleted || StopToken.IsCancellationRequested);
                 ThrowIfStopped();
+                if (StopToken.IsCancellationRequested) throw new PipelineStoppedException();
+                if (!queue.Writer.TryWrite(item)) return; // the sender ended: the stop error is raised below
             }
             Drain();
             ThrowIfStopped();
@@ -307,7 +313,7 @@ namespace ResilientMail.Commands
             var spec = Spec();
             if (_template == null || !SameSpec(spec, _templateSpec!))
             {
-                _template = new MessageTemplate(spec);
+                _template = new MessageTemplate(spec, _template);
                 _templateSpec = spec;
             }
             return _template;
@@ -342,6 +348,20 @@ namespace ResilientMail.Commands
             if (input.BaseObject is IDictionary dictionary)
                 return Template.Row(dictionary.Cast<DictionaryEntry>().Select(e => new KeyValuePair<string, object?>(e.Key?.ToString() ?? "", Unwrap(e.Value))));
             return Template.Row(input.Properties.Select(p => new KeyValuePair<string, object?>(p.Name, SafeValue(p))));
+        }
+
+        /// <summary>Only the columns a template uses: looking up a few properties costs far less than copying every one.</summary>
+        internal static IReadOnlyDictionary<string, object?> RowOf(PSObject? input, IReadOnlyList<string> columns)
+        {
+            if (input == null || columns.Count == 0) return Template.EmptyRow;
+            if (input.BaseObject is IDictionary) return RowOf(input);
+            var row = new Dictionary<string, object?>(columns.Count, StringComparer.OrdinalIgnoreCase);
+            foreach (var name in columns)
+            {
+                var property = input.Properties[name];
+                if (property != null) row[name] = SafeValue(property);
+            }
+            return row;
         }
 
         private static object? SafeValue(PSPropertyInfo property)

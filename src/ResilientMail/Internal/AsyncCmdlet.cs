@@ -18,16 +18,39 @@ namespace ResilientMail.Internal
         // core that the sender and the server need while the pipeline thread waits for them.
         private readonly ConcurrentQueue<Action> _pending = new ConcurrentQueue<Action>();
         private readonly ManualResetEventSlim _posted = new ManualResetEventSlim(false, 0);
+        // What the pipeline thread is waiting for, so that a poster only pays for a wake-up (a futex call, and a
+        // context switch on each side) when it is needed: an action posted while the pipeline thread runs is
+        // picked up by its next Drain.
+        private const int Running = 0, WaitingForAny = 1, WaitingForUrgent = 2;
+        private int _waiting;
         private volatile bool _ended;
         private bool _disposed;
 
         protected CancellationToken StopToken => _stopping.Token;
 
-        /// <summary>Queues an action for the pipeline thread. Safe from any thread.</summary>
-        protected void Post(Action action)
+        /// <summary>
+        /// Queues an action for the pipeline thread. Safe from any thread. An action that is not
+        /// <paramref name="urgent"/> (a per-message result) does not wake a pipeline thread that waits in
+        /// <see cref="PumpUntil"/>: it runs at the next wake-up, at the latest at the next idle tick.
+        /// </summary>
+        protected void Post(Action action, bool urgent = true)
         {
             if (_ended) return; // the cmdlet has ended
             _pending.Enqueue(action);
+            // Read the flag with a full fence after the enqueue: either this thread sees the pump waiting, or the
+            // pump (which sets the flag with a full fence, then looks at the queue) sees the action.
+            int waiting = Interlocked.CompareExchange(ref _waiting, Running, Running);
+            if (waiting == WaitingForAny || waiting == WaitingForUrgent && urgent) Signal();
+        }
+
+        /// <summary>Wakes the pipeline thread if it waits, so that it checks its condition again. Safe from any thread.</summary>
+        protected void Wake()
+        {
+            if (Interlocked.CompareExchange(ref _waiting, Running, Running) != Running) Signal();
+        }
+
+        private void Signal()
+        {
             try { _posted.Set(); }
             catch (ObjectDisposedException) { /* ended meanwhile */ }
         }
@@ -39,14 +62,9 @@ namespace ResilientMail.Internal
         protected T Await<T>(Task<T> task)
         {
             // Wake the pump the moment the work ends, rather than at its next idle tick.
-            task.ContinueWith(_ => Post(Wake), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            while (!task.IsCompleted)
-            {
-                _posted.Reset();
-                if (_pending.TryDequeue(out var action)) action();
-                else if (!task.IsCompleted && !_posted.Wait(250)) OnIdle();
-            }
-            Drain();
+            if (!task.IsCompleted)
+                task.ContinueWith(_ => Wake(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            Pump(() => task.IsCompleted, WaitingForAny);
             if (task.IsCanceled || task.IsFaulted && task.Exception?.GetBaseException() is OperationCanceledException && _stopping.IsCancellationRequested)
                 throw new PipelineStoppedException();
             return task.GetAwaiter().GetResult();
@@ -56,7 +74,27 @@ namespace ResilientMail.Internal
 
         protected void Await(Task task) => Await(task.ContinueWith(t => { t.GetAwaiter().GetResult(); return true; }, TaskScheduler.Default));
 
-        private static readonly Action Wake = () => { };
+        /// <summary>
+        /// Runs posted actions until <paramref name="done"/> holds. Whoever makes it hold calls <see cref="Wake"/>;
+        /// only urgent posts wake the wait otherwise (results batch up instead of costing a wake-up each).
+        /// </summary>
+        protected void PumpUntil(Func<bool> done) => Pump(done, WaitingForUrgent);
+
+        private void Pump(Func<bool> done, int mode)
+        {
+            while (true)
+            {
+                Drain();
+                if (done()) break;
+                _posted.Reset();
+                Interlocked.Exchange(ref _waiting, mode);
+                bool woken = true;
+                if (_pending.IsEmpty && !done()) woken = _posted.Wait(250);
+                Volatile.Write(ref _waiting, Running);
+                if (!woken) OnIdle();
+            }
+            Drain();
+        }
 
         /// <summary>Runs posted actions that are still waiting.</summary>
         protected void Drain()

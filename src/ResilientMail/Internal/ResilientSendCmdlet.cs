@@ -127,6 +127,8 @@ namespace ResilientMail.Internal
                         ? PacingOptions.None
                         : new PacingOptions { MinGap = MinGap, MaxGap = MaxGap, BatchSize = BatchSize, BatchPause = BatchPause }.Validate(),
                     ConnectivityTargets = (ConnectivityTarget ?? new string[0]).Select(t => Endpoint.Parse(t)).ToArray(),
+                    // Per-message events only for someone who reads them: the verbose stream or the log.
+                    ReportEachMessage = LogPath != null || StatusReporter.IsVerbose(this),
                 };
             }
             catch (Exception ex) when (ex is ArgumentException || ex is FormatException)

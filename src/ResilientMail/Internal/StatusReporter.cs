@@ -28,10 +28,14 @@ namespace ResilientMail.Internal
             _cmdlet = cmdlet;
             _activity = activity;
             _activityId = activityId;
-            _verbose = cmdlet.MyInvocation.BoundParameters.TryGetValue("Verbose", out var v) && v is SwitchParameter sw
+            _verbose = IsVerbose(cmdlet);
+        }
+
+        /// <summary>Whether the verbose stream is shown: -Verbose, or $VerbosePreference.</summary>
+        public static bool IsVerbose(PSCmdlet cmdlet) =>
+            cmdlet.MyInvocation.BoundParameters.TryGetValue("Verbose", out var v) && v is SwitchParameter sw
                 ? sw.IsPresent
                 : cmdlet.GetVariableValue("VerbosePreference") is ActionPreference p && p != ActionPreference.SilentlyContinue && p != ActionPreference.Ignore;
-        }
 
         private readonly bool _verbose;
 
