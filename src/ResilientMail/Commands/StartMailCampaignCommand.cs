@@ -108,7 +108,7 @@ namespace ResilientMail.Commands
             var sink = EventSink(_status);
             var transport = _transport;
             _runner = new CampaignRunner(definition, _journal!, _previous, events => transport.Open(events), options, new TcpProbe(), sink,
-                outcome => Post(() => Emit(outcome)));
+                outcome => Post(() => Emit(outcome), urgent: false)); // results need no wake-up each: drained at the next one, or within 250 ms
             if (ParameterSetName == "Path")
             {
                 using var csv = CsvRecords.Open(GetUnresolvedProviderPathFromPSPath(Path));

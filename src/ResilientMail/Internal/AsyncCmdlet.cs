@@ -18,10 +18,9 @@ namespace ResilientMail.Internal
         // core that the sender and the server need while the pipeline thread waits for them.
         private readonly ConcurrentQueue<Action> _pending = new ConcurrentQueue<Action>();
         private readonly ManualResetEventSlim _posted = new ManualResetEventSlim(false, 0);
-        // What the pipeline thread is waiting for, so that a poster only pays for a wake-up (a futex call, and a
-        // context switch on each side) when it is needed: an action posted while the pipeline thread runs is
-        // picked up by its next Drain.
-        private const int Running = 0, WaitingForAny = 1, WaitingForUrgent = 2;
+        // 1 while the pipeline thread waits, so that a poster only pays for a wake-up (a futex call, and a context
+        // switch on each side) when it is needed: an action posted while the pipeline thread runs is picked up by
+        // its next Drain.
         private int _waiting;
         private volatile bool _ended;
         private bool _disposed;
@@ -30,23 +29,22 @@ namespace ResilientMail.Internal
 
         /// <summary>
         /// Queues an action for the pipeline thread. Safe from any thread. An action that is not
-        /// <paramref name="urgent"/> (a per-message result) does not wake a pipeline thread that waits in
-        /// <see cref="PumpUntil"/>: it runs at the next wake-up, at the latest at the next idle tick.
+        /// <paramref name="urgent"/> (a per-message result) does not wake a waiting pipeline thread: it runs at the
+        /// next wake-up, at the latest at the next idle tick (250 ms), so that a fast run costs no wake-up per message.
         /// </summary>
         protected void Post(Action action, bool urgent = true)
         {
             if (_ended) return; // the cmdlet has ended
             _pending.Enqueue(action);
-            // Read the flag with a full fence after the enqueue: either this thread sees the pump waiting, or the
-            // pump (which sets the flag with a full fence, then looks at the queue) sees the action.
-            int waiting = Interlocked.CompareExchange(ref _waiting, Running, Running);
-            if (waiting == WaitingForAny || waiting == WaitingForUrgent && urgent) Signal();
+            if (urgent) Wake();
         }
 
-        /// <summary>Wakes the pipeline thread if it waits, so that it checks its condition again. Safe from any thread.</summary>
+        /// <summary>Wakes the pipeline thread if it waits, so that it runs what was posted and checks its condition again. Safe from any thread.</summary>
         protected void Wake()
         {
-            if (Interlocked.CompareExchange(ref _waiting, Running, Running) != Running) Signal();
+            // Read the flag with a full fence after the caller's change (an enqueue, a task's end): either this thread
+            // sees the pump waiting, or the pump (which sets the flag with a full fence, then looks again) sees the change.
+            if (Interlocked.CompareExchange(ref _waiting, 0, 0) != 0) Signal();
         }
 
         private void Signal()
@@ -64,7 +62,7 @@ namespace ResilientMail.Internal
             // Wake the pump the moment the work ends, rather than at its next idle tick.
             if (!task.IsCompleted)
                 task.ContinueWith(_ => Wake(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            Pump(() => task.IsCompleted, WaitingForAny);
+            PumpUntil(() => task.IsCompleted);
             if (task.IsCanceled || task.IsFaulted && task.Exception?.GetBaseException() is OperationCanceledException && _stopping.IsCancellationRequested)
                 throw new PipelineStoppedException();
             return task.GetAwaiter().GetResult();
@@ -76,21 +74,19 @@ namespace ResilientMail.Internal
 
         /// <summary>
         /// Runs posted actions until <paramref name="done"/> holds. Whoever makes it hold calls <see cref="Wake"/>;
-        /// only urgent posts wake the wait otherwise (results batch up instead of costing a wake-up each).
+        /// otherwise only urgent posts and the idle tick wake the wait (results batch up instead of costing a wake-up each).
         /// </summary>
-        protected void PumpUntil(Func<bool> done) => Pump(done, WaitingForUrgent);
-
-        private void Pump(Func<bool> done, int mode)
+        protected void PumpUntil(Func<bool> done)
         {
             while (true)
             {
                 Drain();
                 if (done()) break;
                 _posted.Reset();
-                Interlocked.Exchange(ref _waiting, mode);
+                Interlocked.Exchange(ref _waiting, 1);
                 bool woken = true;
                 if (_pending.IsEmpty && !done()) woken = _posted.Wait(250);
-                Volatile.Write(ref _waiting, Running);
+                Volatile.Write(ref _waiting, 0);
                 if (!woken) OnIdle();
             }
             Drain();
