@@ -81,23 +81,23 @@ namespace ResilientMail.Core.Messages
         }
 
         /// <summary>
-        /// A globally unique Message-Id at the sender's domain (RFC 5322 3.6.4): 128 random bits, then the domain in
+        /// A globally unique Message-Id at the sender's domain (RFC 5322 3.6.4): a random (version 4) GUID, then the domain in
         /// its ASCII (IDNA) form. MimeUtils.GenerateMessageId does the same but encodes the domain again for every
         /// message, which cost more than the rest of the headers together; here the encoding is kept per domain.
         /// </summary>
         internal static string NewMessageId(string? domain)
         {
-            if (string.IsNullOrEmpty(domain)) domain = "localhost";
+            var name = string.IsNullOrEmpty(domain) ? "localhost" : domain!;
             var last = _lastDomain; // one reference, so a reader on another thread never sees half of a pair
-            if (last == null || !string.Equals(last.Domain, domain, StringComparison.Ordinal))
+            if (last == null || !string.Equals(last.Domain, name, StringComparison.Ordinal))
             {
-                string ascii = domain!;
+                string ascii = name;
                 if (ascii.Any(c => c > 127))
                 {
                     try { ascii = new System.Globalization.IdnMapping().GetAscii(ascii); }
-                    catch (ArgumentException) { return MimeUtils.GenerateMessageId(domain); } // not valid IDNA: MimeKit's own encoding
+                    catch (ArgumentException) { return MimeUtils.GenerateMessageId(name); } // not valid IDNA: MimeKit's own encoding
                 }
-                _lastDomain = last = new DomainForm(domain!, ascii);
+                _lastDomain = last = new DomainForm(name, ascii);
             }
             return Guid.NewGuid().ToString("N") + "@" + last.Ascii;
         }
