@@ -68,6 +68,10 @@ good3@example.com,Fine three
         $results = $csv | Send-ResilientMail @smtp -Body 'b' -ErrorVariable errs -ErrorAction SilentlyContinue
 
         @($results).Count | Should -Be 4
+        # One result per row, in the rows' order, the refused rows among them.
+        $results.To | Should -Be @('good1@example.com', 'not-an-address', 'good2@example.com', 'good3@example.com')
+        $results.Status | Should -Be @('Sent', 'Failed', 'Failed', 'Sent')
+        $results[2].Subject | Should -Match '^Injected'
         ($results | Where-Object Status -eq 'Sent').To | Sort-Object | Should -Be @('good1@example.com', 'good3@example.com')
         @($errs).Count | Should -Be 2
         $errs[0].FullyQualifiedErrorId | Should -Be 'InvalidAddress,ResilientMail.Commands.SendResilientMailCommand'

@@ -128,11 +128,15 @@ namespace ResilientMail.Commands
         private int _received;
         private Outgoing? _stopped;
 
+        /// <summary>A record on its way: a message to send, or a row that could not become one (reported in its turn).</summary>
         private sealed class Outgoing
         {
-            public Outgoing(OutgoingMessage message, string label) { Message = message; Label = label; }
-            public OutgoingMessage Message { get; }
+            public Outgoing(OutgoingMessage message, string label) { Message = message; Label = label; Subject = message.Subject; }
+            public Outgoing(MessageValidationException invalid, string label, string subject) { Invalid = invalid; Label = label; Subject = subject; }
+            public OutgoingMessage? Message { get; }
+            public MessageValidationException? Invalid { get; }
             public string Label { get; }
+            public string Subject { get; }
             public DeliveryResult? Result { get; set; }
         }
 
@@ -177,9 +181,9 @@ namespace ResilientMail.Commands
                 while (queue.TryRead(out var item))
                 {
                     if (queue.Count <= RoomAt) Wake(); // the pipeline thread may go on reading input
-                    item.Result = await courier.DeliverAsync(item.Message, token).ConfigureAwait(false);
+                    if (item.Message != null) item.Result = await courier.DeliverAsync(item.Message, token).ConfigureAwait(false);
                     Post(() => Finished(item), urgent: false);
-                    if (item.Result.Failure?.StopsRun == true) return;
+                    if (item.Result?.Failure?.StopsRun == true) return;
                 }
             }
         }
@@ -189,36 +193,27 @@ namespace ResilientMail.Commands
             var courier = _courier!;
             var status = _status!;
             string label = string.Join(", ", To);
-            OutgoingMessage message;
+            Outgoing item;
             _received++;
             try
             {
                 var template = CurrentTemplate();
-                message = MessageBuilder.Prepare(template, RowOf(InputObject, template.Columns));
+                var message = MessageBuilder.Prepare(template, RowOf(InputObject, template.Columns));
                 label = message.Recipients;
+                if (!ShouldProcess(label, $"Send mail '{message.Subject}' through {_description}"))
+                {
+                    _received--;
+                    return;
+                }
+                item = new Outgoing(message, label);
             }
             catch (MessageValidationException ex)
             {
-                // A bad row is this row's problem: report it, send nothing, go on with the next.
-                WriteError(Errors.For(ex, label));
-                status.Count(DeliveryStatus.Failed);
-                Log?.Result(label, "Failed", 0, null, null, ex.Message, "Permanent", TimeSpan.Zero);
-                WriteObject(new MailDeliveryResult
-                {
-                    To = label, Status = MailDeliveryStatus.Failed, Error = ex.Message, FailureKind = "Permanent",
-                    Subject = Subject ?? "", Timestamp = DateTimeOffset.Now,
-                });
-                return;
-            }
-
-            if (!ShouldProcess(label, $"Send mail '{message.Subject}' through {_description}"))
-            {
-                _received--;
-                return;
+                // A bad row is this row's problem: nothing is sent for it; it is reported in its turn, among the results.
+                item = new Outgoing(ex, label, Subject ?? "");
             }
 
             status.Sending(label);
-            var item = new Outgoing(message, label);
             var queue = _queue!;
             if (!queue.Writer.TryWrite(item))
             {
@@ -236,11 +231,23 @@ namespace ResilientMail.Commands
         /// <summary>On the pipeline thread, in input order: the result object, and an error when it failed.</summary>
         private void Finished(Outgoing item)
         {
+            if (item.Invalid != null)
+            {
+                WriteError(Errors.For(item.Invalid, item.Label));
+                _status!.Count(DeliveryStatus.Failed);
+                Log?.Result(item.Label, "Failed", 0, null, null, item.Invalid.Message, "Permanent", TimeSpan.Zero);
+                WriteObject(new MailDeliveryResult
+                {
+                    To = item.Label, Status = MailDeliveryStatus.Failed, Error = item.Invalid.Message, FailureKind = "Permanent",
+                    Subject = item.Subject, Timestamp = DateTimeOffset.Now,
+                });
+                return;
+            }
             var result = item.Result!;
             _status!.Count(result.Status);
             Log?.Result(item.Label, result.Status.ToString(), result.Attempts, result.MessageId, result.ServerReply, result.Failure?.Message,
                 result.Failure == null ? null : $"{result.Failure.Kind}, {result.Failure.Reason}", result.Duration);
-            WriteObject(ToOutput(result, item.Message.Subject));
+            WriteObject(ToOutput(result, item.Subject));
             if (result.Failure == null || result.Error == null) return;
             if (result.Failure.StopsRun)
             {
