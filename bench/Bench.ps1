@@ -170,7 +170,7 @@ function Ratio([string]$A, [string]$B, [int]$Delay) { (Get-Case $A $Delay).media
 $srm = 'Send-ResilientMail (pipeline)'; $smm = 'Send-MailMessage loop'; $bare = 'Bare MailKit loop (1 connection)'
 $c1 = 'Start-MailCampaign -Concurrency 1'
 $targets = @(
-    @{ What = 'Send-ResilientMail vs bare MailKit, 0 ms, steady state (both warm)'; Value = (Ratio "$srm, warm" "$bare, warm" 0); Goal = '>= 0.9x'; Met = (Ratio "$srm, warm" "$bare, warm" 0) -ge 0.9 }
+    @{ What = "Send-ResilientMail vs bare MailKit, 0 ms, steady state (both warm)$(if ($Quick) { ' - quick run: 1,000 messages, where fixed costs per command weigh; judge on a full run' })"; Value = (Ratio "$srm, warm" "$bare, warm" 0); Goal = '>= 0.9x'; Met = (Ratio "$srm, warm" "$bare, warm" 0) -ge 0.9 }
     @{ What = 'Send-ResilientMail vs bare MailKit, 0 ms, cold process (for reference)'; Value = (Ratio $srm $bare 0); Goal = '(>= 0.9x)'; Met = (Ratio $srm $bare 0) -ge 0.9 }
     @{ What = 'Send-ResilientMail vs Send-MailMessage, 0 ms'; Value = (Ratio $srm $smm 0); Goal = '>= 20x'; Met = (Ratio $srm $smm 0) -ge 20 }
     @{ What = 'Send-ResilientMail vs Send-MailMessage, 20 ms'; Value = (Ratio $srm $smm 20); Goal = '>= 2x'; Met = (Ratio $srm $smm 20) -ge 2 }

@@ -2,7 +2,8 @@
 //   sink  --port P --delay-ms D   a fast loopback SMTP sink (PIPELINING, 8BITMIME); holds each reply batch D ms
 //                                  to simulate a round trip; XCOUNT answers "250 <accepted>", XRESET zeroes it
 //   bare  --port P --count N [--warmup W]   the practical ceiling: a bare MailKit loop over one connection, no
-//                                 resilience; W messages first, untimed, when measuring the steady state. Prints
+//                                 resilience. Timed: connect, send N, QUIT (as Send-ResilientMail does); W messages
+//                                 first, untimed, on a session of their own, when measuring the steady state. Prints
 //                                 seconds, count and CPU per message; BENCH_THREADS=1 adds each thread's CPU (Linux)
 //   chart --in results.json --out chart.png
 using System.Diagnostics;
@@ -114,22 +115,28 @@ static class Bare
 {
     public static async Task RunAsync(int port, int count, int warmup)
     {
-        using var client = new SmtpClient();
-        await client.ConnectAsync("127.0.0.1", port, SecureSocketOptions.None);
-        for (int i = 0; i < warmup; i++) await client.SendAsync(Message(i));
+        if (warmup > 0) await SessionAsync(port, warmup);
         var me = Process.GetCurrentProcess();
         var cpu = me.TotalProcessorTime;
         var threads = ThreadTicks();
         var clock = Stopwatch.StartNew();
-        for (int i = 0; i < count; i++) await client.SendAsync(Message(i));
+        // Timed as Send-ResilientMail is: connect, send them all over that one connection, say QUIT.
+        await SessionAsync(port, count);
         var seconds = clock.Elapsed.TotalSeconds;
         me.Refresh();
         var cpuUsPerMessage = (me.TotalProcessorTime - cpu).TotalMilliseconds * 1000 / count;
         if (Environment.GetEnvironmentVariable("BENCH_THREADS") == "1")
             foreach (var (name, ticks) in ThreadTicks())
                 if (ticks - threads.GetValueOrDefault(name) > 0) Console.Error.WriteLine($"{name,-30} {(ticks - threads.GetValueOrDefault(name)) * 10000.0 / count:0.0} us/msg");
-        await client.DisconnectAsync(true);
         Console.WriteLine(JsonSerializer.Serialize(new { seconds, count, cpuUsPerMessage }));
+    }
+
+    private static async Task SessionAsync(int port, int count)
+    {
+        using var client = new SmtpClient();
+        await client.ConnectAsync("127.0.0.1", port, SecureSocketOptions.None);
+        for (int i = 0; i < count; i++) await client.SendAsync(Message(i));
+        await client.DisconnectAsync(true);
     }
 
     // Per-thread CPU (Linux /proc, 10 ms ticks), for finding where a process spends its time.
