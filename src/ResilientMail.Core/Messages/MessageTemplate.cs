@@ -69,12 +69,24 @@ namespace ResilientMail.Core.Messages
                 TextBody = _spec.TextBody == null ? null : _text.Render(row, "Body"),
                 HtmlBody = _spec.HtmlBody == null ? null : _html.Render(row, "HtmlBody"),
                 From = _from.Render(row, "From"),
-                To = _to.Select(t => t.Render(row, "To")).ToArray(),
-                Cc = _cc.Select(t => t.Render(row, "Cc")).ToArray(),
-                Bcc = _bcc.Select(t => t.Render(row, "Bcc")).ToArray(),
-                ReplyTo = _replyTo.Select(t => t.Render(row, "ReplyTo")).ToArray(),
-                Headers = _headers.Select(h => new KeyValuePair<string, string>(h.Name, h.Value.Render(row, h.Name))).ToArray(),
+                To = RenderAll(_to, row, "To"),
+                Cc = RenderAll(_cc, row, "Cc"),
+                Bcc = RenderAll(_bcc, row, "Bcc"),
+                ReplyTo = RenderAll(_replyTo, row, "ReplyTo"),
+                Headers = _headers.Length == 0 ? NoHeaders : _headers.Select(h => new KeyValuePair<string, string>(h.Name, h.Value.Render(row, h.Name))).ToArray(),
             };
+        }
+
+        private static readonly KeyValuePair<string, string>[] NoHeaders = new KeyValuePair<string, string>[0];
+        private static readonly string[] None = new string[0];
+
+        // A loop rather than Select: this runs once per message.
+        private static string[] RenderAll(Template[] templates, IReadOnlyDictionary<string, object?> row, string field)
+        {
+            if (templates.Length == 0) return None;
+            var result = new string[templates.Length];
+            for (int i = 0; i < templates.Length; i++) result[i] = templates[i].Render(row, field);
+            return result;
         }
     }
 }
