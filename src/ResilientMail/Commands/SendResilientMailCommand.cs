@@ -122,7 +122,7 @@ namespace ResilientMail.Commands
         // Records are built and bound on the pipeline thread while earlier messages are on the wire. When the
         // queue is full the pipeline thread sleeps until the sender has taken it down to RoomAt: one wake-up per
         // (Capacity - RoomAt) messages instead of one per message. Small, because a queued message holds its attachments.
-        internal static int Capacity = 8, RoomAt = 4;
+        private const int Capacity = 8, RoomAt = 4;
         private Channel<Outgoing>? _queue;
         private Task? _sender;
         private int _received;
@@ -190,7 +190,6 @@ namespace ResilientMail.Commands
 
         protected override void ProcessRecord()
         {
-            var courier = _courier!;
             var status = _status!;
             string label = string.Join(", ", To);
             Outgoing item;
