@@ -23,7 +23,7 @@ $server = Start-Smtp4dev -Persistent -DataDirectory $data
 Write-Host "smtp4dev: SMTP on 127.0.0.1:$($server.SmtpPort), web page at $($server.ApiUrl)" -ForegroundColor Cyan
 $rows = Import-Csv (Join-Path $PSScriptRoot 'recipients.csv')
 $body = Get-Content (Join-Path $PSScriptRoot 'body.txt') -Raw
-Write-Host "Sending $($rows.Count) messages with short gaps; the server will be stopped for $OutageSeconds s before message $StopBeforeRow.`n" -ForegroundColor Cyan
+Write-Host "Sending $($rows.Count) messages with short gaps; the server will be stopped for $OutageSeconds s as row $StopBeforeRow is read (Send-ResilientMail reads a few rows ahead of the message on the wire).`n" -ForegroundColor Cyan
 
 $restart = $null
 $row = 0
