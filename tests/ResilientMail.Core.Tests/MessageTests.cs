@@ -43,6 +43,14 @@ public class MessageTests
     }
 
     [Fact]
+    public void The_date_comes_from_the_clock_it_is_given()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2031, 3, 4, 5, 6, 7, TimeSpan.Zero));
+        var msg = MessageBuilder.Build(Basic with { To = new[] { "a@example.com" } }, time);
+        Assert.Equal(time.GetUtcNow(), msg.Date.ToUniversalTime());
+    }
+
+    [Fact]
     public void A_template_made_from_a_previous_one_renders_like_a_new_one_and_lists_the_columns_it_needs()
     {
         var first = new MessageTemplate(Basic);

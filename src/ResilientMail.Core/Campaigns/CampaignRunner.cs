@@ -241,7 +241,7 @@ namespace ResilientMail.Core.Campaigns
             try
             {
                 var spec = _template.Render(row) with { To = new[] { address } };
-                message = MessageBuilder.Build(WithCompliance(spec, row));
+                message = MessageBuilder.Build(WithCompliance(spec, row), _time);
             }
             catch (MessageValidationException ex)
             {

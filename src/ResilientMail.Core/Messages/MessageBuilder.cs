@@ -27,7 +27,8 @@ namespace ResilientMail.Core.Messages
 
         private static readonly IEnumerable<Header> NoHeaders = new Header[0];
 
-        public static MimeMessage Build(MessageSpec spec)
+        /// <summary>Builds the message; its Date is <paramref name="time"/>'s local now (the system clock when null).</summary>
+        public static MimeMessage Build(MessageSpec spec, TimeProvider? time = null)
         {
             if (spec == null) throw new ArgumentNullException(nameof(spec));
 
@@ -75,7 +76,7 @@ namespace ResilientMail.Core.Messages
             }
             message.Body = body.ToMessageBody();
 
-            message.Date = DateTimeOffset.Now;
+            message.Date = (time ?? TimeProvider.System).GetLocalNow();
             message.MessageId = NewMessageId(from.Mailboxes.First().Domain);
             return message;
         }

@@ -212,7 +212,7 @@ namespace ResilientMail.Commands
                 item = new Outgoing(ex, label, Subject ?? "");
             }
 
-            status.Sending(label);
+            if (item.Message != null) status.Sending(label);
             var queue = _queue!;
             if (!queue.Writer.TryWrite(item))
             {
