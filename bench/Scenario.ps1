@@ -13,7 +13,7 @@ param(
     [string]$WorkDir = ([IO.Path]::GetTempPath()),
     [string]$RateLimit,
     [double]$CheckInterval = 10,
-    # Steady state: run the same command over this many other rows first, untimed, in runs of -Count (JIT and tiering warm).
+    # Steady state: the same run first, untimed, over at least this many messages, until the JIT is quiet (see below).
     [int]$Warmup = 0
 )
 $ErrorActionPreference = 'Stop'
@@ -23,61 +23,69 @@ if ($ModulePath) { Import-Module $ModulePath }
 $env:RESILIENTMAIL_DATA = Join-Path $WorkDir "data-$([guid]::NewGuid().ToString('n'))"
 $rows = if (-not $Csv) { 1..$Count | ForEach-Object { [pscustomobject]@{ Email = "r$_@example.com"; FirstName = "N$_" } } }
 $body = "A benchmark message body.`r`nSecond line."
-if ($Warmup -gt 0) {
-    # In runs of $Count, as the timed run will be: PowerShell keeps compiling for the first few invocations of a
-    # command (about 1,000 ms of JIT in the second one, 30-80 ms from the fourth on), so one long warm-up run would
-    # leave that to the timed one.
-    $warm = 1..$Warmup | ForEach-Object { [pscustomobject]@{ Email = "w$_@example.com"; FirstName = "W$_" } }
-    $chunk = [Math]::Max(1, [Math]::Min($Count, $Warmup))
-    for ($i = 0; $i -lt $Warmup; $i += $chunk) {
-        $part = $warm[$i..([Math]::Min($Warmup, $i + $chunk) - 1)]
-        switch ($Scenario) {
-            'SendResilientMail' { $part | Send-ResilientMail -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay | Out-Null }
-            'Campaign' {
-                $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $Port
-                $part | Start-MailCampaign -Name "bench-warmup-$i" -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -Concurrency $Concurrency | Out-Null
-            }
-            default { throw "No warm-up for $Scenario" }
-        }
-    }
-}
-$me = [System.Diagnostics.Process]::GetCurrentProcess()
-$cpu0 = $me.TotalProcessorTime
-$clock = [System.Diagnostics.Stopwatch]::StartNew()
-switch ($Scenario) {
+$extra = @{}
+$run = switch ($Scenario) {
     'SendMailMessage' {
-        foreach ($r in $rows) { Send-MailMessage -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -To $r.Email -Subject "Bench $($r.FirstName)" -Body $body }
+        { foreach ($r in $rows) { Send-MailMessage -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -To $r.Email -Subject "Bench $($r.FirstName)" -Body $body } }
     }
     'SendResilientMail' {
-        $rows | Send-ResilientMail -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay | Out-Null
+        { $rows | Send-ResilientMail -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay | Out-Null }
     }
     'Campaign' {
-        $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $Port
-        $rows | Start-MailCampaign -Name bench -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -Concurrency $Concurrency | Out-Null
+        {
+            $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $Port
+            $rows | Start-MailCampaign -Name "bench-$runs" -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -Concurrency $Concurrency | Out-Null
+        }
     }
     'CampaignRateLimited' {
-        $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $Port
-        $rows | Start-MailCampaign -Name bench -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -RateLimit $RateLimit | Out-Null
+        {
+            $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $Port
+            $rows | Start-MailCampaign -Name bench -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -RateLimit $RateLimit | Out-Null
+        }
     }
     'PickupCsv' {
-        $t = New-MailTransport -PickupDirectory (Join-Path $WorkDir "pickup-$([guid]::NewGuid().ToString('n'))")
-        # Streamed to Out-Null: `$null = ...` would first collect every result object.
-        Start-MailCampaign -Name bench -Path $Csv -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay | Out-Null
+        {
+            $t = New-MailTransport -PickupDirectory (Join-Path $WorkDir "pickup-$([guid]::NewGuid().ToString('n'))")
+            # Streamed to Out-Null: `$null = ...` would first collect every result object.
+            Start-MailCampaign -Name bench -Path $Csv -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay | Out-Null
+        }
     }
     'Recovery' {
-        # The server is down when this starts; the harness brings it up later. One message, sent when it is back.
-        $r = [pscustomobject]@{ Email = 'recover@example.com' } |
-            Send-ResilientMail -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -Subject 'Recovery' -Body $body -NoDelay `
-                -ConnectionCheckInterval $CheckInterval -ConnectionWaitTimeout 120 -ProbeTimeout 1
-        $extra = @{ acceptedAtMs = $r.Timestamp.ToUnixTimeMilliseconds(); status = "$($r.Status)" }
+        {
+            # The server is down when this starts; the harness brings it up later. One message, sent when it is back.
+            $r = [pscustomobject]@{ Email = 'recover@example.com' } |
+                Send-ResilientMail -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -Subject 'Recovery' -Body $body -NoDelay `
+                    -ConnectionCheckInterval $CheckInterval -ConnectionWaitTimeout 120 -ProbeTimeout 1
+            $extra = @{ acceptedAtMs = $r.Timestamp.ToUnixTimeMilliseconds(); status = "$($r.Status)" }
+        }
     }
     default { throw "Unknown scenario $Scenario" }
 }
-$seconds = $clock.Elapsed.TotalSeconds
-$me.Refresh()
-$cpuTotal = ($me.TotalProcessorTime - $cpu0).TotalMilliseconds * 1000
+
+# Steady state (-Warmup): the same run, untimed, over the same rows, at least -Warmup messages and then on until two runs
+# in a row compile fewer than 25 methods each (at most 16 runs); the next run is the one reported. PowerShell keeps compiling for
+# several invocations of a command (about 1,000 ms of JIT in the second one, then bursts of 50-350 ms as its script
+# code, dynamic PGO and call counting catch up), so a fixed short warm-up leaves part of that to the timed run. Every
+# run, warm-up or not, goes through the same statements (measurement included): a statement PowerShell runs for the
+# first time in the timed run would compile there. The bare loop is warmed up by the same rule (BenchTool bare).
+$me = [System.Diagnostics.Process]::GetCurrentProcess()
+$runs = 0; $sent = 0; $quiet = 0
+while ($true) {
+    $timed = $Warmup -le 0 -or ($sent -ge $Warmup -and ($quiet -ge 2 -or $runs -ge 16))
+    $me.Refresh(); $cpu0 = $me.TotalProcessorTime
+    $jit0 = [System.Runtime.JitInfo]::GetCompiledMethodCount($false); $jitTime = [System.Runtime.JitInfo]::GetCompilationTime($false)
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    . $run
+    $seconds = $clock.Elapsed.TotalSeconds
+    $jitMethods = [System.Runtime.JitInfo]::GetCompiledMethodCount($false) - $jit0
+    $jitMs = ([System.Runtime.JitInfo]::GetCompilationTime($false) - $jitTime).TotalMilliseconds
+    $me.Refresh(); $cpuTotal = ($me.TotalProcessorTime - $cpu0).TotalMilliseconds * 1000
+    if ($timed) { break }
+    $runs++; $sent += $Count
+    $quiet = if ($jitMethods -lt 25) { $quiet + 1 } else { 0 }
+}
+$warmRuns = $runs
 $peak = $me.PeakWorkingSet64 / 1MB
-if ($Scenario -ne 'Recovery') { $extra = @{} }
 if ($Scenario -eq 'CampaignRateLimited') {
     # Start times of every send, from the journal (ms resolution): the achieved rate and the busiest 1 s window.
     $times = Get-Content (Get-ChildItem -Recurse $env:RESILIENTMAIL_DATA -Filter *.jsonl).FullName |
@@ -94,4 +102,4 @@ if ($Scenario -eq 'CampaignRateLimited') {
 }
 if (-not $Csv) { $n = $Count } else { $n = (Get-Content $Csv | Measure-Object -Line).Lines - 1 }
 Remove-Item -Recurse -Force $env:RESILIENTMAIL_DATA -ErrorAction SilentlyContinue
-([ordered]@{ seconds = $seconds; count = $n; peakMB = [Math]::Round($peak, 1); cpuUsPerMessage = [Math]::Round($cpuTotal / [Math]::Max(1, $n), 1) } + $extra) | ConvertTo-Json -Compress
+([ordered]@{ seconds = $seconds; count = $n; peakMB = [Math]::Round($peak, 1); cpuUsPerMessage = [Math]::Round($cpuTotal / [Math]::Max(1, $n), 1); warmRuns = $warmRuns; jitMethods = $jitMethods; jitMs = [Math]::Round($jitMs) } + $extra) | ConvertTo-Json -Compress

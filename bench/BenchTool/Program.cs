@@ -2,9 +2,10 @@
 //   sink  --port P --delay-ms D   a fast loopback SMTP sink (PIPELINING, 8BITMIME); holds each reply batch D ms
 //                                  to simulate a round trip; XCOUNT answers "250 <accepted>", XRESET zeroes it
 //   bare  --port P --count N [--warmup W]   the practical ceiling: a bare MailKit loop over one connection, no
-//                                 resilience. Timed: connect, send N, QUIT (as Send-ResilientMail does); W messages
-//                                 first, untimed, on a session of their own, when measuring the steady state. Prints
-//                                 seconds, count and CPU per message; BENCH_THREADS=1 adds each thread's CPU (Linux)
+//                                 resilience. Timed: connect, send N, QUIT (as Send-ResilientMail does); for the steady
+//                                 state, untimed sessions of N first (at least W messages, until the JIT is quiet). Prints
+//                                 seconds, count, CPU per message, warm-up sessions and methods compiled while timed;
+//                                 BENCH_THREADS=1 adds each thread's CPU (Linux)
 //   chart --in results.json --out chart.png
 using System.Diagnostics;
 using System.Net;
@@ -115,7 +116,18 @@ static class Bare
 {
     public static async Task RunAsync(int port, int count, int warmup)
     {
-        if (warmup > 0) await SessionAsync(port, warmup);
+        // Steady state by the rule Scenario.ps1 applies to the cmdlets: sessions of the timed size, at least `warmup`
+        // messages, then on until two sessions in a row compile fewer than 25 methods each (at most 16 sessions).
+        int warmRuns = 0;
+        for (int sent = 0, quiet = 0; warmup > 0 && !(sent >= warmup && (quiet >= 2 || warmRuns >= 16));)
+        {
+            long jit0 = System.Runtime.JitInfo.GetCompiledMethodCount();
+            await SessionAsync(port, count);
+            warmRuns++; sent += count;
+            quiet = System.Runtime.JitInfo.GetCompiledMethodCount() - jit0 < 25 ? quiet + 1 : 0;
+        }
+        long jitStart = System.Runtime.JitInfo.GetCompiledMethodCount();
+        var jitTime = System.Runtime.JitInfo.GetCompilationTime();
         var me = Process.GetCurrentProcess();
         var cpu = me.TotalProcessorTime;
         var threads = ThreadTicks();
@@ -123,12 +135,14 @@ static class Bare
         // Timed as Send-ResilientMail is: connect, send them all over that one connection, say QUIT.
         await SessionAsync(port, count);
         var seconds = clock.Elapsed.TotalSeconds;
+        var jitMethods = System.Runtime.JitInfo.GetCompiledMethodCount() - jitStart;
+        var jitMs = Math.Round((System.Runtime.JitInfo.GetCompilationTime() - jitTime).TotalMilliseconds);
         me.Refresh();
         var cpuUsPerMessage = (me.TotalProcessorTime - cpu).TotalMilliseconds * 1000 / count;
         if (Environment.GetEnvironmentVariable("BENCH_THREADS") == "1")
             foreach (var (name, ticks) in ThreadTicks())
                 if (ticks - threads.GetValueOrDefault(name) > 0) Console.Error.WriteLine($"{name,-30} {(ticks - threads.GetValueOrDefault(name)) * 10000.0 / count:0.0} us/msg");
-        Console.WriteLine(JsonSerializer.Serialize(new { seconds, count, cpuUsPerMessage }));
+        Console.WriteLine(JsonSerializer.Serialize(new { seconds, count, cpuUsPerMessage, warmRuns, jitMethods, jitMs }));
     }
 
     private static async Task SessionAsync(int port, int count)

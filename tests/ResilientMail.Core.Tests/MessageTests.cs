@@ -64,6 +64,27 @@ public class MessageTests
         Assert.Equal(new[] { "FirstName", "Department", "Email" }, first.Columns);
     }
 
+    [Fact]
+    public void A_new_address_in_To_keeps_the_columns_and_a_new_placeholder_adds_its_own()
+    {
+        var first = new MessageTemplate(Basic with { To = new[] { "a@example.com" } });
+        var second = new MessageTemplate(Basic with { To = new[] { "b@example.com" } }, first);
+        Assert.Equal(new[] { "FirstName", "Department" }, second.Columns);
+        var third = new MessageTemplate(Basic with { To = new[] { "{{Mail}}" } }, second);
+        Assert.Equal(new[] { "FirstName", "Department", "Mail" }, third.Columns);
+        var fourth = new MessageTemplate(Basic with { To = new[] { "c@example.com" }, Subject = "Hi {{Nick}}" }, third);
+        Assert.Equal(new[] { "Nick", "firstname", "Department" }, fourth.Columns);
+    }
+
+    [Fact]
+    public void On_the_system_clock_the_date_is_local_time_now()
+    {
+        var before = DateTimeOffset.Now;
+        var msg = MessageBuilder.Build(Basic with { To = new[] { "a@example.com" } }, TimeProvider.System);
+        Assert.InRange(msg.Date, before.AddSeconds(-1), DateTimeOffset.Now.AddSeconds(1)); // the header keeps whole seconds
+        Assert.Equal(TimeZoneInfo.Local.GetUtcOffset(msg.Date.UtcDateTime), msg.Date.Offset);
+    }
+
     private sealed class SpecComparer : IEqualityComparer<MessageSpec>
     {
         public bool Equals(MessageSpec? a, MessageSpec? b) => a!.Subject == b!.Subject && a.TextBody == b.TextBody && a.HtmlBody == b.HtmlBody &&

@@ -30,7 +30,31 @@ namespace ResilientMail.Core.Messages
             _bcc = Reuse(spec.Bcc, previous?._bcc);
             _replyTo = Reuse(spec.ReplyTo, previous?._replyTo);
             _headers = spec.Headers.Select((h, i) => (h.Key, Template.Reuse(h.Value, previous != null && i < previous._headers.Length ? previous._headers[i].Value : null))).ToArray();
-            Columns = Placeholders.Select(p => p.Name).Distinct(StringComparer.OrdinalIgnoreCase).ToArray();
+            // Nothing re-parsed (the usual case: only -To was bound anew): the same columns as before.
+            Columns = previous != null && UsesTheColumnsOf(previous)
+                ? previous.Columns
+                : Placeholders.Select(p => p.Name).Distinct(StringComparer.OrdinalIgnoreCase).ToArray();
+        }
+
+        // Field by field, the same template or two without placeholders (a new -To address on every record).
+        private bool UsesTheColumnsOf(MessageTemplate other)
+        {
+            if (!Same(_subject, other._subject) || !Same(_text, other._text) || !Same(_html, other._html) || !Same(_from, other._from) ||
+                _headers.Length != other._headers.Length)
+                return false;
+            for (int i = 0; i < _headers.Length; i++)
+                if (!Same(_headers[i].Value, other._headers[i].Value)) return false;
+            return Same(_to, other._to) && Same(_cc, other._cc) && Same(_bcc, other._bcc) && Same(_replyTo, other._replyTo);
+        }
+
+        private static bool Same(Template a, Template b) => ReferenceEquals(a, b) || a.Names.Count == 0 && b.Names.Count == 0;
+
+        private static bool Same(Template[] a, Template[] b)
+        {
+            if (a.Length != b.Length) return false;
+            for (int i = 0; i < a.Length; i++)
+                if (!Same(a[i], b[i])) return false;
+            return true;
         }
 
         private static Template[] Reuse(IReadOnlyList<string> texts, Template[]? previous)
