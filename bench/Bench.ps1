@@ -18,9 +18,10 @@ $results = Join-Path $PSScriptRoot 'results'
 $work = Join-Path ([IO.Path]::GetTempPath()) "rm-bench-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
 $null = New-Item -ItemType Directory -Force -Path $results, $work
 $runs = 3
-# Steady state: every process first sends this many messages, untimed. The bare loop itself still speeds up
-# well past one run's worth (5,000 -> 20,000 warm-up messages: about 3,800 -> 5,000 msg/s here), so one run's
-# worth is not a steady state for either side.
+# Steady state: every process first repeats the timed run, untimed, over at least 4x its messages and until the JIT
+# is quiet (Scenario.ps1 and BenchTool bare apply the same rule). The bare loop itself still speeds up well past one
+# run's worth (5,000 -> 20,000 warm-up messages: about 3,800 -> 5,000 msg/s here); PowerShell compiles for many
+# invocations of a command.
 $steadyRuns = if ($Quick) { 3 } else { 5 }
 $n0 = if ($Quick) { 1000 } else { 5000 }          # messages at 0 ms
 $n20 = if ($Quick) { 120 } else { 400 }           # messages at 20 ms
@@ -72,9 +73,13 @@ function Get-Summary([string]$Label, [int]$Delay, [object[]]$Samples) {
     $median = $rates[[int][Math]::Floor($rates.Count / 2)]
     $cpu = @($Samples | Where-Object { $null -ne $_.cpuUsPerMessage } | ForEach-Object { $_.cpuUsPerMessage } | Sort-Object)
     $cpuMedian = if ($cpu.Count) { $cpu[[int][Math]::Floor($cpu.Count / 2)] } else { $null }
-    Write-Host ("{0,-40} {1,3} ms  {2,9:0.0} msg/s  ({3:0.0} - {4:0.0}){5}" -f $Label, $Delay, $median, $rates[0], $rates[-1], $(if ($null -ne $cpuMedian) { ('  {0:0} us CPU/msg' -f $cpuMedian) } else { '' }))
+    $jit = @($Samples | Where-Object { $null -ne $_.jitMs } | ForEach-Object { $_.jitMs } | Sort-Object)
+    $jitMedian = if ($jit.Count) { $jit[[int][Math]::Floor($jit.Count / 2)] } else { $null }
+    $warmRuns = @($Samples | Where-Object { $_.warmRuns } | ForEach-Object { $_.warmRuns } | Sort-Object)
+    Write-Host ("{0,-40} {1,3} ms  {2,9:0.0} msg/s  ({3:0.0} - {4:0.0}){5}{6}" -f $Label, $Delay, $median, $rates[0], $rates[-1], $(if ($null -ne $cpuMedian) { ('  {0:0} us CPU/msg' -f $cpuMedian) } else { '' }), $(if ($warmRuns.Count) { "  JIT $jitMedian ms after $($warmRuns[0])-$($warmRuns[-1]) warm-up runs" } else { '' }))
     [pscustomobject]@{ label = $Label; delay = $Delay; count = $Samples[0].count; median = $median; min = $rates[0]; max = $rates[-1]
-        cpuUs = $cpuMedian; runs = $rates.Count; peakMB = ($Samples | Measure-Object peakMB -Maximum).Maximum }
+        cpuUs = $cpuMedian; jitMs = $jitMedian; warmRuns = $(if ($warmRuns.Count) { '{0}-{1}' -f $warmRuns[0], $warmRuns[-1] } else { '' })
+        runs = $rates.Count; peakMB = ($Samples | Measure-Object peakMB -Maximum).Maximum }
 }
 
 Write-Host "== Benchmarks ($(if ($Quick) { 'quick' } else { 'full' }): $runs runs each)" -ForegroundColor Cyan
@@ -192,14 +197,15 @@ $null = $md.AppendLine("# Benchmarks ($(if ($Quick) { 'quick' } else { 'full' })
 $null = $md.AppendLine()
 $null = $md.AppendLine('Loopback SMTP sink (PIPELINING, 8BITMIME); pacing off everywhere; the same message. Median of ' + $runs + ' runs (min - max). Ratios are against the bare MailKit loop at the same sink delay, measured in the same run; "warm" rows (steady state: the same command first sent 4x as many messages, untimed, in the same process; ' + $steadyRuns + ' runs each, taken in rotation) against the warm bare loop. CPU: the sending process''s CPU time per message in the timed part (all its threads), median.')
 $null = $md.AppendLine()
-$null = $md.AppendLine('| Case | Sink delay | Messages | msg/s median (min - max) | vs bare MailKit | CPU us/msg |')
-$null = $md.AppendLine('| --- | ---: | ---: | ---: | ---: | ---: |')
+$null = $md.AppendLine('| Case | Sink delay | Messages | msg/s median (min - max) | vs bare MailKit | CPU us/msg | JIT ms (warm-up runs) |')
+$null = $md.AppendLine('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
 foreach ($c in $cases) {
     $base = if ($c.label -like '*, warm') { Get-Case "$bare, warm" $c.delay } else { Get-Case $bare $c.delay }
     $ratio = $c.median / $base.median
     $c | Add-Member ratio $ratio
     $cpuCell = if ($null -ne $c.cpuUs) { '{0:0}' -f $c.cpuUs } else { '' }
-    $null = $md.AppendLine(('| {0} | {1} ms | {2} | {3:0.0} ({4:0.0} - {5:0.0}) | {6:0.00}x | {7} |' -f $c.label, $c.delay, $c.count, $c.median, $c.min, $c.max, $ratio, $cpuCell))
+    $jitCell = if ($null -ne $c.jitMs) { '{0:0}{1}' -f $c.jitMs, $(if ($c.warmRuns) { " ($($c.warmRuns))" } else { '' }) } else { '' }
+    $null = $md.AppendLine(('| {0} | {1} ms | {2} | {3:0.0} ({4:0.0} - {5:0.0}) | {6:0.00}x | {7} | {8} |' -f $c.label, $c.delay, $c.count, $c.median, $c.min, $c.max, $ratio, $cpuCell, $jitCell))
 }
 $null = $md.AppendLine()
 $null = $md.AppendLine('| Target | Measured | Goal | Met |')
@@ -216,7 +222,7 @@ $null = $md.AppendLine(('Module import: {0:0} ms added to a bare start of {1:0} 
 $null = $md.AppendLine()
 $null = $md.AppendLine('Reproduce: `dotnet tool restore && dotnet pwsh ./build.ps1 -Task Bench` (add `-Quick` for a short run).')
 Set-Content -Path (Join-Path $results 'latest.md') -Value $md.ToString() -Encoding utf8NoBOM
-$cases | Select-Object label, delay, count, median, min, max, ratio, cpuUs, runs, peakMB | ConvertTo-Json | Set-Content (Join-Path $results 'latest.json')
+$cases | Select-Object label, delay, count, median, min, max, ratio, cpuUs, jitMs, warmRuns, runs, peakMB | ConvertTo-Json | Set-Content (Join-Path $results 'latest.json')
 $chartIn = Join-Path ([IO.Path]::GetTempPath()) "rm-chart-$PID.json"
 $cases | ForEach-Object { [pscustomobject]@{ label = "$($_.label) @$($_.delay)ms"; ratio = $_.ratio } } | ConvertTo-Json | Set-Content $chartIn
 & dotnet $tool chart --in $chartIn --out (Join-Path $results 'latest.png')
