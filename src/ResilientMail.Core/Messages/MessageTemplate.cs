@@ -30,7 +30,7 @@ namespace ResilientMail.Core.Messages
             _bcc = Reuse(spec.Bcc, previous?._bcc);
             _replyTo = Reuse(spec.ReplyTo, previous?._replyTo);
             _headers = spec.Headers.Select((h, i) => (h.Key, Template.Reuse(h.Value, previous != null && i < previous._headers.Length ? previous._headers[i].Value : null))).ToArray();
-            // Nothing re-parsed (the usual case: only -To was bound anew): the same columns as before.
+            // No field gained or lost a placeholder (the usual case: -To bound anew to a plain address): the same columns.
             Columns = previous != null && UsesTheColumnsOf(previous)
                 ? previous.Columns
                 : Placeholders.Select(p => p.Name).Distinct(StringComparer.OrdinalIgnoreCase).ToArray();
