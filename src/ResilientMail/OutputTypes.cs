@@ -2,7 +2,8 @@ using System;
 
 namespace ResilientMail
 {
-    public enum MailDeliveryStatus { Sent, Failed, Uncertain }
+    /// <summary>PartiallySent: some recipients have the message; Refused says which did not, and why.</summary>
+    public enum MailDeliveryStatus { Sent, Failed, Uncertain, PartiallySent }
 
     /// <summary>How the SMTP connection is secured.</summary>
     public enum MailSecurity
@@ -31,8 +32,14 @@ namespace ResilientMail
         public TimeSpan Duration { get; set; }
         public string Subject { get; set; } = "";
         public DateTimeOffset Timestamp { get; set; }
+        /// <summary>The recipients the server took.</summary>
+        public string[] Delivered { get; set; } = new string[0];
+        /// <summary>The recipients that did not get the message, each as "address: why" (the server's reply).</summary>
+        public string[] Refused { get; set; } = new string[0];
 
-        public override string ToString() => $"{Status}: {To}";
+        public override string ToString() => Status == MailDeliveryStatus.PartiallySent
+            ? $"{Status}: {To} (delivered to {Delivered.Length} of {Delivered.Length + Refused.Length})"
+            : $"{Status}: {To}";
     }
 
     /// <summary>The answer of one TCP probe.</summary>
@@ -74,8 +81,17 @@ namespace ResilientMail
     public sealed class MailCampaignInfo
     {
         public string Name { get; set; } = "";
-        /// <summary>Completed, Paused, Stopped (Ctrl+C) or Running (started, not ended: running now, or killed).</summary>
+        /// <summary>
+        /// Completed, Paused, Stopped (Ctrl+C), Running (started, not ended: running now, or killed), or Incomplete (every
+        /// row it was given is done, but its input was never read to the end).
+        /// </summary>
         public string State { get; set; } = "";
+        /// <summary>The input (pipeline or CSV) was read to its end in some run: every row of it is in the journal.</summary>
+        public bool InputComplete { get; set; }
+        /// <summary>Rows read from the input so far (the furthest any run got).</summary>
+        public long RowsRead { get; set; }
+        /// <summary>What to run next, when there is something left to do (resume, pipe the input again, resend the uncertain).</summary>
+        public string? NextStep { get; set; }
         public long Recipients { get; set; }
         public long Sent { get; set; }
         public long Failed { get; set; }

@@ -57,6 +57,7 @@ public sealed class CampaignCoreTests : IDisposable
     {
         using var run = Start();
         for (int i = 1; i <= 20; i++) await run.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default);
+        run.Runner.InputComplete(20);
         var summary = await run.Runner.CompleteAsync();
 
         Assert.Equal(CampaignState.Completed, summary.State);
@@ -289,6 +290,95 @@ public sealed class CampaignCoreTests : IDisposable
         Assert.Contains("List-Unsubscribe: <https://example.com/u?e=a%2Bb%40example.com>, <mailto:unsub@example.com?subject=stop>", eml);
         Assert.Contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click", eml);
         Assert.Empty(Directory.GetFiles(dir, "*.tmp"));
+    }
+
+    [Fact]
+    public async Task A_piped_campaign_whose_input_was_not_read_to_the_end_is_never_Completed()
+    {
+        using (var first = Start())
+        {
+            for (int i = 1; i <= 3; i++) await first.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default);
+            var summary = await first.Runner.CompleteAsync(); // Ctrl+C or a kill: the input's end never came
+            Assert.Equal(CampaignState.Incomplete, summary.State);
+            Assert.False(summary.InputComplete);
+            Assert.Equal(3, summary.RowsRead);
+        }
+        var interrupted = JournalSnapshot.Load(JournalFile);
+        Assert.False(interrupted.InputComplete);
+        Assert.True(interrupted.Incomplete);
+        Assert.Equal(3, interrupted.RowsRead);
+
+        // The same input piped again: the three rows are skipped, the rest added and sent, and then it is complete.
+        using (var second = Start())
+        {
+            for (int i = 1; i <= 5; i++) await second.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default);
+            second.Runner.InputComplete(5);
+            var summary = await second.Runner.CompleteAsync();
+            Assert.Equal(CampaignState.Completed, summary.State);
+            Assert.Equal(5, summary.Sent);
+            Assert.Equal(2, second.Transports.Sum(t => t.AttemptTimes.Count));
+        }
+        var done = JournalSnapshot.Load(JournalFile);
+        Assert.True(done.InputComplete);
+        Assert.True(done.Completed);
+        Assert.Equal(5, done.RowsRead);
+    }
+
+    [Fact]
+    public async Task A_journal_of_the_previous_version_that_completed_keeps_its_input_complete()
+    {
+        // Written by the previous version: no format number, no input-end; its "completed" came after its input's end.
+        File.WriteAllLines(JournalFile, new[]
+        {
+            "{\"at\":\"2026-11-01T10:00:00.000Z\",\"state\":\"definition\",\"campaign\":{\"name\":\"c\",\"from\":\"news@example.com\",\"subject\":\"Hi {{FirstName}}\",\"textBody\":\"Body\"}}",
+            "{\"at\":\"2026-11-01T10:00:00.000Z\",\"state\":\"run-started\",\"text\":\"start\"}",
+            "{\"at\":\"2026-11-01T10:00:00.000Z\",\"state\":\"pending\",\"key\":\"u1@example.com\",\"row\":1}",
+            "{\"at\":\"2026-11-01T10:00:01.000Z\",\"state\":\"sent\",\"key\":\"u1@example.com\",\"attempts\":1}",
+            "{\"at\":\"2026-11-01T10:00:01.000Z\",\"state\":\"completed\"}",
+        });
+        var old = JournalSnapshot.Load(JournalFile);
+        Assert.True(old.InputComplete);
+        Assert.True(old.InputCompleteByLegacy);
+        using (var resumed = Start())
+        {
+            var summary = await resumed.Runner.CompleteAsync(); // resumed by name, nothing piped
+            Assert.Equal(CampaignState.Completed, summary.State);
+        }
+        var migrated = JournalSnapshot.Load(JournalFile);
+        Assert.True(migrated.InputComplete);
+        Assert.False(migrated.InputCompleteByLegacy); // now said in today's form
+    }
+
+    [Fact]
+    public void A_missing_attachment_or_a_folder_is_a_setup_error_before_anything_is_journaled()
+    {
+        var missing = Definition with { Attachments = new[] { Path.Combine(_dir, "nope.pdf") } };
+        var ex = Assert.Throws<CampaignSetupException>(() => CampaignRunner.CheckDefinition(missing));
+        Assert.Equal(Messages.ValidationProblem.AttachmentNotFound, ex.Problem);
+        Assert.Contains("does not exist", ex.Message);
+        var folder = Definition with { Attachments = new[] { _dir } };
+        Assert.Contains("is a folder", Assert.Throws<CampaignSetupException>(() => CampaignRunner.CheckDefinition(folder)).Message);
+        var badFrom = Definition with { From = "not an address" };
+        Assert.Equal(Messages.ValidationProblem.InvalidAddress, Assert.Throws<CampaignSetupException>(() => CampaignRunner.CheckDefinition(badFrom)).Problem);
+        CampaignRunner.CheckDefinition(Definition with { Cc = new[] { "" } }); // an empty Cc is no Cc
+    }
+
+    [Fact]
+    public async Task Several_connections_share_one_wait_for_one_outage()
+    {
+        var time = new FakeTimeProvider();
+        var events = new List<DeliveryEvent>();
+        DeliveryEventSink sink = e => { lock (events) events.Add(e); };
+        var probe = new ClockProbe(time, t => t >= TimeSpan.FromSeconds(25));
+        var options = new ConnectivityOptions { CheckInterval = TimeSpan.FromSeconds(10), WaitTimeout = TimeSpan.FromMinutes(5) };
+        var gate = new ConnectivityGate(probe, new[] { new Endpoint("127.0.0.1", 25) }, options, time, sink);
+        foreach (var _ in Enumerable.Range(0, 4)) gate.ReportFailure(new Failure(FailureKind.Transient, FailureReason.Network, "reset"));
+
+        var waits = Enumerable.Range(0, 4).Select(_ => gate.EnsureAsync(default)).ToArray();
+        await Clock.Drive(time, Task.WhenAll(waits), TimeSpan.FromMinutes(1), TimeSpan.FromSeconds(1));
+
+        Assert.Single(events, e => e.Kind == DeliveryEventKind.WaitingForConnection);
+        Assert.Single(events, e => e.Kind == DeliveryEventKind.ConnectionRestored);
     }
 }
 

@@ -37,8 +37,16 @@ public class ClassificationTests
     [InlineData(553, "Mailbox name not allowed", FailureKind.Permanent, FailureReason.Rejected)]
     [InlineData(554, "5.7.1 Message refused", FailureKind.Permanent, FailureReason.Rejected)]
     [InlineData(535, "5.7.8 Authentication credentials invalid", FailureKind.Permanent, FailureReason.Authentication)]
-    [InlineData(550, "4.2.2 Mailbox full, try later", FailureKind.Transient, FailureReason.ServerBusy)] // enhanced code decides
-    [InlineData(452, "5.3.4 Message too big", FailureKind.Permanent, FailureReason.Rejected)]
+    // The basic code decides the class; the enhanced code never overrides it (RFC 5321 4.2.1, RFC 3463).
+    [InlineData(451, "5.7.1 Greylisted, please try again later", FailureKind.Transient, FailureReason.ServerBusy)]
+    [InlineData(451, "4.7.1 Greylisted for 300 seconds", FailureKind.Transient, FailureReason.ServerBusy)]
+    [InlineData(550, "4.7.1 Client host rejected", FailureKind.Permanent, FailureReason.Rejected)]
+    [InlineData(550, "4.2.2 Mailbox full, try later", FailureKind.Permanent, FailureReason.Rejected)]
+    [InlineData(452, "5.3.4 Message too big", FailureKind.Transient, FailureReason.ServerBusy)]
+    // Size is named as such, whichever command it answers.
+    [InlineData(552, "5.3.4 Message size exceeds fixed limit", FailureKind.Permanent, FailureReason.MessageTooLarge)]
+    [InlineData(552, "Message size exceeds maximum permitted", FailureKind.Permanent, FailureReason.MessageTooLarge)]
+    [InlineData(554, "5.3.4 Message too big for system", FailureKind.Permanent, FailureReason.MessageTooLarge)]
     public void Smtp_replies_are_classified_by_their_codes(int code, string text, FailureKind kind, FailureReason reason)
     {
         var failure = SmtpFailureClassifier.FromReply(code, text);

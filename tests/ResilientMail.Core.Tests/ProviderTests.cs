@@ -72,7 +72,9 @@ public class HttpClassificationTests
     [InlineData(500, FailureKind.Transient, FailureReason.ServerBusy)]
     [InlineData(503, FailureKind.Transient, FailureReason.ServerBusy)]
     [InlineData(400, FailureKind.Permanent, FailureReason.Rejected)]
-    [InlineData(413, FailureKind.Permanent, FailureReason.Rejected)]
+    [InlineData(413, FailureKind.Permanent, FailureReason.MessageTooLarge)]
+    [InlineData(307, FailureKind.Permanent, FailureReason.Protocol)]
+    [InlineData(301, FailureKind.Permanent, FailureReason.Protocol)]
     [InlineData(401, FailureKind.Permanent, FailureReason.Authentication)]
     [InlineData(403, FailureKind.Permanent, FailureReason.Authentication)]
     public void Status_codes_map_to_the_design_classes(int status, FailureKind kind, FailureReason reason)

@@ -26,6 +26,8 @@ namespace ResilientMail.Core.Campaigns
         public string? Note { get; init; }
         public ValidationProblem? Problem { get; init; }
         public TimeSpan Duration { get; init; }
+        /// <summary>Other recipients of the row's message (a campaign-wide Cc or Bcc) that did not get it.</summary>
+        public IReadOnlyList<RecipientRefusal> Refused { get; init; } = new RecipientRefusal[0];
     }
 
     public sealed record CampaignOptions
@@ -44,7 +46,8 @@ namespace ResilientMail.Core.Campaigns
         public bool StoreRows { get; init; } = true;
     }
 
-    public enum CampaignState { Completed, Paused }
+    /// <summary>Incomplete: every row the run was given is done, but the campaign's input has never been read to its end.</summary>
+    public enum CampaignState { Completed, Paused, Incomplete }
 
     public sealed record CampaignSummary(string Name, CampaignState State)
     {
@@ -61,6 +64,8 @@ namespace ResilientMail.Core.Campaigns
         public string JournalPath { get; init; } = "";
         public string? PauseReason { get; init; }
         public string? LastError { get; init; }
+        public bool InputComplete { get; init; }
+        public long RowsRead { get; init; }
         public long Remaining => Pending + Deferred;
     }
 
@@ -68,6 +73,9 @@ namespace ResilientMail.Core.Campaigns
     public sealed class CampaignSetupException : Exception
     {
         public CampaignSetupException(string message) : base(message) { }
+        public CampaignSetupException(string message, MessageValidationException problem) : base(message, problem) => Problem = problem.Problem;
+        /// <summary>Set when a fixed part of the message is invalid (rather than a column missing).</summary>
+        public ValidationProblem? Problem { get; }
     }
 
     /// <summary>The campaign stopped itself (circuit breaker, outage past the wait limit). The journal holds everything.</summary>
@@ -139,19 +147,7 @@ namespace ResilientMail.Core.Campaigns
             _random = random;
             _events = events;
             _onOutcome = onOutcome ?? (_ => { });
-            _template = new MessageTemplate(new MessageSpec
-            {
-                From = definition.From,
-                Subject = definition.Subject,
-                TextBody = definition.TextBody,
-                HtmlBody = definition.HtmlBody,
-                ReplyTo = definition.ReplyTo,
-                Cc = definition.Cc,
-                Bcc = definition.Bcc,
-                Headers = definition.Headers.ToArray(),
-                Attachments = definition.Attachments,
-                To = new[] { "placeholder@example.com" },
-            });
+            _template = TemplateOf(definition);
             if (definition.UnsubscribeUrl != null) _unsubscribeUrl = new Template(definition.UnsubscribeUrl);
             if (definition.UnsubscribeMailto != null) _unsubscribeMailto = new Template(definition.UnsubscribeMailto);
             _pacer = new Pacer(_options.Pacing, time, random, events);
@@ -160,6 +156,36 @@ namespace ResilientMail.Core.Campaigns
             _started = time.GetTimestamp();
             foreach (var state in previous.States.Values) _counts[(int)state]++;
             _duplicates = previous.Duplicates;
+        }
+
+        private static MessageTemplate TemplateOf(CampaignDefinition definition) => new MessageTemplate(new MessageSpec
+        {
+            From = definition.From,
+            Subject = definition.Subject,
+            TextBody = definition.TextBody,
+            HtmlBody = definition.HtmlBody,
+            ReplyTo = definition.ReplyTo,
+            Cc = definition.Cc,
+            Bcc = definition.Bcc,
+            Headers = definition.Headers.ToArray(),
+            Attachments = definition.Attachments,
+            To = new[] { "placeholder@example.com" },
+        });
+
+        /// <summary>
+        /// What is wrong for every row alike (an attachment that is missing or a folder, an invalid From, Cc or header):
+        /// a setup error before anything is sent or journaled, never a failure journaled for each row.
+        /// </summary>
+        public static void CheckDefinition(CampaignDefinition definition)
+        {
+            try
+            {
+                TemplateOf(definition).CheckFixedParts();
+            }
+            catch (MessageValidationException ex)
+            {
+                throw new CampaignSetupException($"Nothing was sent: {ex.Message} This applies to every recipient of campaign '{definition.Name}'; fix it and run the command again.", ex);
+            }
         }
 
         public bool IsPaused => Volatile.Read(ref _pauseReason) != null;
@@ -192,6 +218,8 @@ namespace ResilientMail.Core.Campaigns
             _stop = new CancellationTokenSource();
             _queue = Channel.CreateBounded<WorkItem>(new BoundedChannelOptions(_options.Concurrency * MaxDeclaredAhead) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
             _journal.Run("run-started", description);
+            if (_previous.InputCompleteByLegacy)
+                _journal.InputEnd(_previous.RowsRead, "A journal of an earlier version, whose run completed: its input was read to the end.");
             _workers = Enumerable.Range(0, _options.Concurrency).Select(i => Task.Run(() => WorkAsync(_stop.Token))).ToArray();
         }
 
@@ -200,6 +228,7 @@ namespace ResilientMail.Core.Campaigns
         {
             ThrowIfPaused();
             if (!_columnsChecked) CheckColumns(row.Keys);
+            if (rowNumber > _rowsRead) Interlocked.Exchange(ref _rowsRead, rowNumber);
             var address = row.TryGetValue(_addressColumn!, out var a) ? a?.ToString()?.Trim() ?? "" : "";
             var key = _definition.KeyColumn != null
                 ? (row.TryGetValue(_definition.KeyColumn, out var k) ? k?.ToString()?.Trim() ?? "" : "")
@@ -306,13 +335,28 @@ namespace ResilientMail.Core.Campaigns
             _journal.Run("paused", reason);
         }
 
+        // One gate for every connection: one outage is one wait, one warning and one "back", however many workers see it.
+        private ConnectivityGate? _gate;
+        private readonly object _gateLock = new object();
+
+        /// <summary>The first worker's courier makes the gate; the others share it.</summary>
+        private Courier NewCourier(CourierOptions options)
+        {
+            lock (_gateLock)
+            {
+                var courier = new Courier(_transports(_events), options, _probe, _time, _random, _events, _gate);
+                _gate ??= courier.Gate;
+                return courier;
+            }
+        }
+
         /// <summary>At most this many messages a worker declares (intent on disk) ahead of sending them.</summary>
         internal const int MaxDeclaredAhead = 16;
 
         private async Task WorkAsync(CancellationToken cancellationToken)
         {
             var courierOptions = _options.Courier with { Pacing = PacingOptions.None };
-            using var courier = new Courier(_transports(_events), courierOptions, _probe, _time, _random, _events);
+            using var courier = NewCourier(courierOptions);
             // Messages whose intent is written, each with the task that ends when that intent is on disk. The
             // worker declares every message already queued in one go (one fsync for all of them), and declares
             // the next ones while the current message is on the wire, so the disk's latency is neither paid per
@@ -395,51 +439,90 @@ namespace ResilientMail.Core.Campaigns
                 throw;
             }
 
-            var outcome = new CampaignOutcome(item.Key, item.To, (CampaignRecipientStatus)(int)result.Status, item.Row)
+            // The row's own recipient decides the row; a campaign-wide Cc or Bcc refused beside it is noted, not its failure.
+            var (status, failure) = RowFate(result, item.To);
+            var outcome = new CampaignOutcome(item.Key, item.To, status, item.Row)
             {
                 Attempts = result.Attempts,
                 MessageId = result.MessageId,
                 ServerReply = result.ServerReply,
-                Failure = result.Failure,
-                Error = result.Error,
+                Failure = failure,
+                Error = failure == null ? null : result.Error,
                 Duration = result.Duration,
+                Refused = result.Refused,
             };
-            switch (result.Status)
+            switch (status)
             {
-                case DeliveryStatus.Sent:
-                    _journal.Sent(item.Key, result.MessageId, result.ServerReply, result.Attempts, result.Duration);
+                case CampaignRecipientStatus.Sent:
+                    _journal.Sent(item.Key, result.MessageId, result.ServerReply, result.Attempts, result.Duration, result.Refused);
                     Move(RecipientState.Sending, RecipientState.Sent);
                     Interlocked.Exchange(ref _consecutiveFailures, 0);
                     Interlocked.Increment(ref _sentThisRun);
                     break;
-                case DeliveryStatus.Uncertain:
-                    _journal.Uncertain(item.Key, result.MessageId, result.Failure!.Message, result.Attempts);
+                case CampaignRecipientStatus.Uncertain:
+                    _journal.Uncertain(item.Key, result.MessageId, failure!.Message, result.Attempts);
                     Move(RecipientState.Sending, RecipientState.Uncertain);
                     break;
                 default:
-                    bool permanent = result.Failure!.Kind == FailureKind.Permanent && !result.Failure.StopsRun;
-                    _journal.Failed(item.Key, permanent, result.Failure.Reason.ToString(), result.Failure.Message, result.Attempts);
+                    bool permanent = failure!.Kind == FailureKind.Permanent && !failure.StopsRun;
+                    _journal.Failed(item.Key, permanent, failure.Reason.ToString(), failure.Message, result.Attempts);
                     Move(RecipientState.Sending, permanent ? RecipientState.FailedPermanent : RecipientState.FailedTransient);
-                    _lastError = result.Failure.Message;
+                    _lastError = failure.Message;
                     break;
             }
-            if (result.Status != DeliveryStatus.Sent)
+            if (status != CampaignRecipientStatus.Sent)
             {
                 int inARow = Interlocked.Increment(ref _consecutiveFailures);
-                if (result.Failure!.StopsRun)
-                    Pause(result.Failure.Message, result.Failure);
+                if (failure!.StopsRun)
+                    Pause(failure.Message, failure);
                 else if (_options.MaxConsecutiveFailures > 0 && inARow >= _options.MaxConsecutiveFailures)
-                    Pause($"{inARow} messages in a row failed; the last: {result.Failure.Message}", result.Failure);
+                    Pause($"{inARow} messages in a row failed; the last: {failure.Message}", failure);
+            }
+            else if (result.Failure?.StopsRun == true)
+            {
+                Pause(result.Failure.Message, result.Failure); // delivered to the row, then the run lost its server or credentials
             }
             _onOutcome(outcome);
         }
+
+        /// <summary>What a message's result means for its row, whose recipient is <paramref name="to"/>.</summary>
+        internal static (CampaignRecipientStatus Status, Failure? Failure) RowFate(DeliveryResult result, string to)
+        {
+            switch (result.Status)
+            {
+                case DeliveryStatus.Sent: return (CampaignRecipientStatus.Sent, null);
+                case DeliveryStatus.Uncertain: return (CampaignRecipientStatus.Uncertain, result.Failure);
+                case DeliveryStatus.Failed: return (CampaignRecipientStatus.Failed, result.Failure);
+            }
+            if (result.Delivered.Contains(to, StringComparer.OrdinalIgnoreCase)) return (CampaignRecipientStatus.Sent, null);
+            var own = result.Refused.FirstOrDefault(r => string.Equals(r.Address, to, StringComparison.OrdinalIgnoreCase))?.Failure ?? result.Failure!;
+            return (own.Kind == FailureKind.Ambiguous ? CampaignRecipientStatus.Uncertain : CampaignRecipientStatus.Failed, own);
+        }
+
+        private long _rowsRead;
+        private bool _inputComplete;
+
+        /// <summary>The caller read the campaign's input to its end, <paramref name="rows"/> rows, all handed over: recorded durably.</summary>
+        public void InputComplete(long rows)
+        {
+            if (IsPaused) return; // rows after the pause were not taken
+            _journal.InputEnd(rows);
+            Interlocked.Exchange(ref _rowsRead, rows);
+            _inputComplete = true;
+        }
+
+        private bool HasWholeInput => _inputComplete || _previous.InputComplete;
 
         /// <summary>Waits for the workers to finish what was handed to them, writes the end record and sums up.</summary>
         public async Task<CampaignSummary> CompleteAsync()
         {
             _queue?.Writer.TryComplete();
             await Task.WhenAll(_workers).ConfigureAwait(false);
-            if (!IsPaused) _journal.Run("completed");
+            if (!IsPaused)
+            {
+                if (HasWholeInput) _journal.Run("completed");
+                else _journal.Run("incomplete", $"Every row read so far is done, but the input was never read to its end ({Math.Max(_previous.RowsRead, Interlocked.Read(ref _rowsRead))} rows read).");
+            }
             return Summarize();
         }
 
@@ -456,8 +539,10 @@ namespace ResilientMail.Core.Campaigns
         public CampaignSummary Summarize()
         {
             long Count(RecipientState state) => Interlocked.Read(ref _counts[(int)state]);
-            return new CampaignSummary(_definition.Name, IsPaused ? CampaignState.Paused : CampaignState.Completed)
+            return new CampaignSummary(_definition.Name, IsPaused ? CampaignState.Paused : HasWholeInput ? CampaignState.Completed : CampaignState.Incomplete)
             {
+                InputComplete = HasWholeInput,
+                RowsRead = Math.Max(_previous.RowsRead, Interlocked.Read(ref _rowsRead)),
                 Recipients = _counts.Sum(),
                 Sent = Count(RecipientState.Sent),
                 Failed = Count(RecipientState.FailedPermanent),

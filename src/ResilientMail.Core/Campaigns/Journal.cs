@@ -147,10 +147,24 @@ namespace ResilientMail.Core.Campaigns
                 JsonSerializer.Serialize(w, definition, Json);
             }, durable: true);
 
+        /// <summary>The journal's own version, in every run-started record: 2 and later record the input's end ("input-end").</summary>
+        public const int Format = 2;
+
         public void Run(string what, string? text = null) => Write(what, null, w =>
         {
             if (text != null) w.WriteString("text", text);
-            if (what == "run-started" && BootId.Current != null) w.WriteString("boot", BootId.Current);
+            if (what == "run-started")
+            {
+                w.WriteNumber("format", Format);
+                if (BootId.Current != null) w.WriteString("boot", BootId.Current);
+            }
+        }, durable: true);
+
+        /// <summary>The campaign's input was read to its end: every row of it is in the journal (before this record).</summary>
+        public void InputEnd(long rows, string? text = null) => Write("input-end", null, w =>
+        {
+            w.WriteNumber("rows", rows);
+            if (text != null) w.WriteString("text", text);
         }, durable: true);
 
         /// <summary>Buffered: the next durable record (a "sending") carries it to disk before anything is sent.</summary>
@@ -205,13 +219,26 @@ namespace ResilientMail.Core.Campaigns
         /// <summary>The send was cancelled before any of the message left: the recipient is pending again.</summary>
         public void Released(string key) => Write("released", key, null);
 
-        public void Sent(string key, string? messageId, string? reply, int attempts, TimeSpan duration) =>
+        /// <param name="refused">Other recipients of the message (a campaign-wide Cc or Bcc) that did not get it: kept as "refused".</param>
+        public void Sent(string key, string? messageId, string? reply, int attempts, TimeSpan duration, IReadOnlyList<Resilience.RecipientRefusal>? refused = null) =>
             Write("sent", key, w =>
             {
                 if (messageId != null) w.WriteString("messageId", messageId);
                 if (reply != null) w.WriteString("reply", reply);
                 w.WriteNumber("attempts", attempts);
                 w.WriteNumber("ms", (long)duration.TotalMilliseconds);
+                if (refused != null && refused.Count > 0)
+                {
+                    w.WriteStartArray("refused");
+                    foreach (var r in refused)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("to", r.Address);
+                        w.WriteString("error", r.Failure.Message);
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndArray();
+                }
             });
 
         /// <param name="flush">False for a row refused before sending: losing that record to a crash only means it is checked again.</param>

@@ -35,6 +35,7 @@ namespace ResilientMail.Core.Campaigns
         // Recipients whose last record is an intent, with the boot of the OS the run that wrote it was in.
         private readonly Dictionary<ulong, string?> _intents = new Dictionary<ulong, string?>();
         private string? _runBoot;
+        private bool _inputEnd, _formatKnown;
 
         public string Path { get; private set; } = "";
         public CampaignDefinition? Definition { get; private set; }
@@ -46,6 +47,17 @@ namespace ResilientMail.Core.Campaigns
         public string? LastError { get; private set; }
         public string? LastPause { get; private set; }
         public bool Completed { get; private set; }
+        /// <summary>
+        /// Some run read the campaign's input to its end, so every row of it is in the journal. A journal of an earlier
+        /// version (no format number) did not record this; its "completed" is taken as the end of the input.
+        /// </summary>
+        public bool InputComplete => _inputEnd || Completed && !_formatKnown;
+        /// <summary>Only a journal of an earlier version says the input was read (by its "completed"): a resume records it in today's form.</summary>
+        public bool InputCompleteByLegacy => !_inputEnd && Completed && !_formatKnown;
+        /// <summary>The most rows any run read from the input (row numbers count from 1 in each run).</summary>
+        public long RowsRead { get; private set; }
+        /// <summary>The last run ended with every row it had done, but without the end of its input.</summary>
+        public bool Incomplete { get; private set; }
         /// <summary>The last run was stopped by the user (Ctrl+C).</summary>
         public bool Stopped { get; private set; }
         public DateTimeOffset? FirstAt { get; private set; }
@@ -158,12 +170,22 @@ namespace ResilientMail.Core.Campaigns
                 case "definition":
                     if (e.TryGetProperty("campaign", out var def)) Definition = JsonSerializer.Deserialize<CampaignDefinition>(def.GetRawText(), CampaignJournal.Json);
                     return;
-                case "run-started": Runs++; Completed = false; Stopped = false; LastPause = null; _runBoot = Str(e, "boot"); return;
+                case "run-started":
+                    Runs++; Completed = false; Stopped = false; Incomplete = false; LastPause = null; _runBoot = Str(e, "boot");
+                    if (e.TryGetProperty("format", out _)) _formatKnown = true;
+                    return;
                 case "paused": LastPause = Text(e); Completed = false; return;
                 case "stopped": Stopped = true; return;
                 case "completed": Completed = true; LastPause = null; return;
+                case "incomplete": Incomplete = true; LastPause = null; return;
+                case "input-end":
+                    _inputEnd = true;
+                    if (e.TryGetProperty("rows", out var ir) && ir.GetInt64() > RowsRead) RowsRead = ir.GetInt64();
+                    return;
                 case "duplicate":
-                    _duplicateRows.Add(RecipientKey.Hash((key ?? "") + "#" + (e.TryGetProperty("row", out var dr) ? dr.GetInt64() : 0)));
+                    long duplicateRow = e.TryGetProperty("row", out var dr) ? dr.GetInt64() : 0;
+                    _duplicateRows.Add(RecipientKey.Hash((key ?? "") + "#" + duplicateRow));
+                    if (duplicateRow > RowsRead) RowsRead = duplicateRow;
                     return;
             }
             if (key == null) return;
@@ -188,6 +210,7 @@ namespace ResilientMail.Core.Campaigns
                 _ => null,
             };
             if (state == "pending" && !_states.ContainsKey(h)) Rows++;
+            if (state == "pending" && e.TryGetProperty("row", out var pr) && pr.GetInt64() > RowsRead) RowsRead = pr.GetInt64();
             if (next == null) return;
             _states[h] = next.Value;
             if (state == "deferred" || state == "failed" || state == "uncertain") LastError = Str(e, "error");

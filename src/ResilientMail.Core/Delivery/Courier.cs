@@ -12,11 +12,16 @@ using ResilientMail.Core.Transports;
 
 namespace ResilientMail.Core.Delivery
 {
-    public enum DeliveryStatus { Sent, Failed, Uncertain }
+    /// <summary>What became of a message. PartiallySent: some recipients have it, the others were refused or are uncertain.</summary>
+    public enum DeliveryStatus { Sent, Failed, Uncertain, PartiallySent }
 
     /// <summary>The fate of one message.</summary>
     public sealed record DeliveryResult(string Recipients, DeliveryStatus Status, int Attempts, TimeSpan Duration)
     {
+        /// <summary>The recipients the server took (every one of them when Sent).</summary>
+        public IReadOnlyList<string> Delivered { get; init; } = new string[0];
+        /// <summary>Each recipient that did not get the message, with its own failure (Ambiguous: it may have).</summary>
+        public IReadOnlyList<RecipientRefusal> Refused { get; init; } = new RecipientRefusal[0];
         public string? MessageId { get; init; }
         public string? ServerReply { get; init; }
         public Failure? Failure { get; init; }
@@ -59,7 +64,10 @@ namespace ResilientMail.Core.Delivery
         public Courier(IMailTransport transport, CourierOptions options, IConnectivityProbe probe, DeliveryEventSink? events)
             : this(transport, options, probe, TimeProvider.System, new Random(), events) { }
 
-        public Courier(IMailTransport transport, CourierOptions options, IConnectivityProbe probe, TimeProvider time, Random random, DeliveryEventSink? events)
+        /// <param name="gate">A connectivity gate shared with other couriers to the same server (a campaign's connections), so that
+        /// one outage is one wait; null: this courier's own.</param>
+        public Courier(IMailTransport transport, CourierOptions options, IConnectivityProbe probe, TimeProvider time, Random random, DeliveryEventSink? events,
+            ConnectivityGate? gate = null)
         {
             _transport = transport ?? throw new ArgumentNullException(nameof(transport));
             _options = options ?? throw new ArgumentNullException(nameof(options));
@@ -71,7 +79,7 @@ namespace ResilientMail.Core.Delivery
             _attemptsText = $" of {_options.Retry.MaxRetries + 1}).";
             IReadOnlyList<Endpoint> targets = _options.ConnectivityTargets.Count > 0 ? _options.ConnectivityTargets
                 : transport.Endpoint != null ? new[] { transport.Endpoint } : new Endpoint[0];
-            Gate = targets.Count > 0 ? new ConnectivityGate(probe, targets, _options.Connectivity, time, events) : null;
+            Gate = gate ?? (targets.Count > 0 ? new ConnectivityGate(probe, targets, _options.Connectivity, time, events) : null);
             Pacer = new Pacer(_options.Pacing, time, random, events);
             _retry = BuildRetry();
             _timeout = new ResiliencePipelineBuilder { TimeProvider = time }.AddTimeout(transport.Timeout).Build();
@@ -92,6 +100,7 @@ namespace ResilientMail.Core.Delivery
         {
             await Pacer.WaitTurnAsync(cancellationToken).ConfigureAwait(false);
             long started = _time.GetTimestamp();
+            var fates = new RecipientFates(message);
             int attempts = 0;
             bool mayHaveBeenSent = false;
             try
@@ -99,21 +108,35 @@ namespace ResilientMail.Core.Delivery
                 var receipt = await _retry.ExecuteAsync(async token =>
                 {
                     attempts++;
-                    var state = new SendAttempt();
+                    var state = new SendAttempt { Recipients = fates.Remaining() };
+                    Receipt? taken = null;
+                    Failure? failure = null;
                     try
                     {
-                        return await AttemptAsync(message, recipients, attempts, state, token).ConfigureAwait(false);
+                        taken = await AttemptAsync(message, recipients, attempts, state, token).ConfigureAwait(false);
+                    }
+                    catch (MailDeliveryException ex)
+                    {
+                        failure = ex.Failure;
+                        throw;
                     }
                     finally
                     {
-                        mayHaveBeenSent |= state.BodySent;
+                        mayHaveBeenSent |= state.BodySent || state.Delivered.Count > 0;
+                        fates.Record(state, taken != null, failure);
                     }
+                    // Some recipients were deferred one by one: only they are tried again.
+                    var deferred = fates.Deferred();
+                    if (deferred != null) throw new MailDeliveryException(deferred);
+                    return taken!;
                 }, cancellationToken).ConfigureAwait(false);
 
                 var elapsed = _time.GetElapsedTime(started);
+                var result = fates.Result(recipients, attempts, elapsed, receipt, null, null);
                 _chatter?.Invoke(new DeliveryEvent(DeliveryEventKind.Delivered,
-                    $"Delivered to {recipients} in {elapsed.TotalMilliseconds:0} ms after {attempts} attempt{(attempts == 1 ? "" : "s")}: {receipt.ServerReply}"));
-                return new DeliveryResult(recipients, DeliveryStatus.Sent, attempts, elapsed) { MessageId = receipt.MessageId, ServerReply = receipt.ServerReply };
+                    $"Delivered to {(result.Status == DeliveryStatus.Sent ? recipients : fates.DeliveredText())} in {elapsed.TotalMilliseconds:0} ms after {attempts} attempt{(attempts == 1 ? "" : "s")}: {receipt.ServerReply}"));
+                if (result.Status != DeliveryStatus.Sent) ReportNotDelivered(result, attempts);
+                return result;
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -122,17 +145,23 @@ namespace ResilientMail.Core.Delivery
             catch (MailDeliveryException ex)
             {
                 var elapsed = _time.GetElapsedTime(started);
-                var status = ex.Failure.Kind == FailureKind.Ambiguous ? DeliveryStatus.Uncertain : DeliveryStatus.Failed;
-                _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Failed,
-                    $"{(status == DeliveryStatus.Uncertain ? "Outcome unknown" : "Not delivered")} to {recipients} after {attempts} attempt{(attempts == 1 ? "" : "s")} ({ex.Failure.Kind}, {ex.Failure.Reason}): {ex.Message}"));
-                return new DeliveryResult(recipients, status, attempts, elapsed)
-                {
-                    MessageId = status == DeliveryStatus.Uncertain ? message.MessageId : null,
-                    ServerReply = ex.Failure.ServerReply,
-                    Failure = ex.Failure,
-                    Error = ex,
-                };
+                var result = fates.Result(recipients, attempts, elapsed, null, ex.Failure, ex);
+                ReportNotDelivered(result, attempts);
+                return result;
             }
+        }
+
+        private void ReportNotDelivered(DeliveryResult result, int attempts)
+        {
+            var failure = result.Failure!;
+            var what = result.Status switch
+            {
+                DeliveryStatus.Uncertain => "Outcome unknown",
+                DeliveryStatus.PartiallySent => $"Delivered to {result.Delivered.Count} of {result.Delivered.Count + result.Refused.Count} recipients; not",
+                _ => "Not delivered",
+            };
+            _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Failed,
+                $"{what} to {(result.Refused.Count > 0 ? string.Join(", ", result.Refused.Select(r => r.Address)) : result.Recipients)} after {attempts} attempt{(attempts == 1 ? "" : "s")} ({failure.Kind}, {failure.Reason}): {failure.Message}"));
         }
 
         private async ValueTask<Receipt> AttemptAsync(MimeMessage message, string recipients, int attempt, SendAttempt state, CancellationToken cancellationToken)

@@ -40,9 +40,10 @@ namespace ResilientMail.Core.Messages
                 throw new MessageValidationException(ValidationProblem.InvalidAddress, "From must be exactly one address.", "From");
             message.From.AddRange(from);
             foreach (var t in spec.To) message.To.AddRange(ParseList(t, "To"));
-            foreach (var t in spec.Cc) message.Cc.AddRange(ParseList(t, "Cc"));
-            foreach (var t in spec.Bcc) message.Bcc.AddRange(ParseList(t, "Bcc"));
-            foreach (var t in spec.ReplyTo) message.ReplyTo.AddRange(ParseList(t, "ReplyTo"));
+            // An empty Cc, Bcc or Reply-To (a CSV cell left blank on some rows) means none, not an invalid address.
+            foreach (var t in spec.Cc) if (!IsBlank(t)) message.Cc.AddRange(ParseList(t, "Cc"));
+            foreach (var t in spec.Bcc) if (!IsBlank(t)) message.Bcc.AddRange(ParseList(t, "Bcc"));
+            foreach (var t in spec.ReplyTo) if (!IsBlank(t)) message.ReplyTo.AddRange(ParseList(t, "ReplyTo"));
             if (message.To.Count + message.Cc.Count + message.Bcc.Count == 0)
                 throw new MessageValidationException(ValidationProblem.MissingRecipient, "The message has no recipient (To, Cc or Bcc).", "To");
 
@@ -51,12 +52,7 @@ namespace ResilientMail.Core.Messages
 
             foreach (var header in spec.Headers)
             {
-                RejectLineBreaks(header.Key, "header name");
-                RejectLineBreaks(header.Value, header.Key);
-                if (header.Key.Length == 0 || header.Key.Any(c => c <= 32 || c >= 127 || c == ':'))
-                    throw new MessageValidationException(ValidationProblem.InvalidHeader, $"'{header.Key}' is not a valid header name.", header.Key);
-                if (ReservedHeaders.Contains(header.Key))
-                    throw new MessageValidationException(ValidationProblem.InvalidHeader, $"The {header.Key} header is set from its own parameter, not from -Headers.", header.Key);
+                CheckHeader(header.Key, header.Value);
                 message.Headers.Add(header.Key, header.Value);
             }
 
@@ -70,8 +66,7 @@ namespace ResilientMail.Core.Messages
             if (spec.TextBody == null && spec.HtmlBody == null) body.TextBody = "";
             foreach (var path in spec.Attachments)
             {
-                if (!File.Exists(path))
-                    throw new MessageValidationException(ValidationProblem.AttachmentNotFound, $"Attachment '{path}' does not exist.", "Attachments");
+                CheckAttachment(path);
                 body.Attachments.Add(path);
             }
             message.Body = body.ToMessageBody();
@@ -118,7 +113,27 @@ namespace ResilientMail.Core.Messages
         /// <summary>Renders and builds, for a caller that only needs to hand the message on.</summary>
         public static OutgoingMessage Prepare(MessageTemplate template, IReadOnlyDictionary<string, object?> row) => new OutgoingMessage(Build(template.Render(row)));
 
-        private static InternetAddressList ParseList(string? text, string field)
+        internal static bool IsBlank(string? text) => string.IsNullOrWhiteSpace(text) && (text == null || text.IndexOfAny(LineBreaks) < 0);
+
+        internal static void CheckHeader(string name, string value)
+        {
+            RejectLineBreaks(name, "header name");
+            RejectLineBreaks(value, name);
+            if (name.Length == 0 || name.Any(c => c <= 32 || c >= 127 || c == ':'))
+                throw new MessageValidationException(ValidationProblem.InvalidHeader, $"'{name}' is not a valid header name.", name);
+            if (ReservedHeaders.Contains(name))
+                throw new MessageValidationException(ValidationProblem.InvalidHeader, $"The {name} header is set from its own parameter, not from -Headers.", name);
+        }
+
+        internal static void CheckAttachment(string path)
+        {
+            if (Directory.Exists(path))
+                throw new MessageValidationException(ValidationProblem.AttachmentNotFound, $"Attachment '{path}' is a folder, not a file.", "Attachments");
+            if (!File.Exists(path))
+                throw new MessageValidationException(ValidationProblem.AttachmentNotFound, $"Attachment '{path}' does not exist.", "Attachments");
+        }
+
+        internal static InternetAddressList ParseList(string? text, string field)
         {
             RejectLineBreaks(text, field);
             if (string.IsNullOrWhiteSpace(text))

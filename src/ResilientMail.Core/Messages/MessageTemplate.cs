@@ -84,6 +84,35 @@ namespace ResilientMail.Core.Messages
             foreach (var h in _headers) yield return (h.Name, h.Value);
         }
 
+        /// <summary>
+        /// Checks every part that is the same for all rows (no placeholder): From, Cc, Bcc, Reply-To, headers and
+        /// attachments. Such a part that is wrong would fail every row, so it is a setup error before anything is sent.
+        /// Throws <see cref="MessageValidationException"/> for the first problem.
+        /// </summary>
+        /// <param name="subject">Also the subject (a campaign's is fixed for good; a pipeline may bind it per record).</param>
+        public void CheckFixedParts(bool subject = true)
+        {
+            if (!_from.HasPlaceholders)
+            {
+                var from = MessageBuilder.ParseList(_spec.From, "From");
+                if (from.Count != 1) throw new MessageValidationException(ValidationProblem.InvalidAddress, "From must be exactly one address.", "From");
+            }
+            CheckFixed(_cc, _spec.Cc, "Cc");
+            CheckFixed(_bcc, _spec.Bcc, "Bcc");
+            CheckFixed(_replyTo, _spec.ReplyTo, "ReplyTo");
+            for (int i = 0; i < _headers.Length; i++)
+                if (!_headers[i].Value.HasPlaceholders) MessageBuilder.CheckHeader(_headers[i].Name, _spec.Headers[i].Value);
+            if (subject && !_subject.HasPlaceholders && _spec.Subject != null && _spec.Subject.IndexOfAny(new[] { '\r', '\n', '\0' }) >= 0)
+                throw new MessageValidationException(ValidationProblem.HeaderInjection, "Subject contains a line break (CR or LF); a header value must be one line, so nothing was sent.", "Subject");
+            foreach (var path in _spec.Attachments) MessageBuilder.CheckAttachment(path);
+        }
+
+        private static void CheckFixed(Template[] templates, IReadOnlyList<string> texts, string field)
+        {
+            for (int i = 0; i < templates.Length; i++)
+                if (!templates[i].HasPlaceholders && !MessageBuilder.IsBlank(texts[i])) MessageBuilder.ParseList(texts[i], field);
+        }
+
         /// <summary>The spec with every placeholder filled from <paramref name="row"/>; a missing column throws.</summary>
         public MessageSpec Render(IReadOnlyDictionary<string, object?> row)
         {

@@ -45,8 +45,12 @@ namespace ResilientMail.Core.Resilience
         private readonly ConnectivityOptions _options;
         private readonly TimeProvider _time;
         private readonly DeliveryEventSink? _events;
-        private bool _suspect;
+        private volatile bool _suspect;
         private long _lastHealthy;
+        // The check (and wait) under way: every sender that needs the network while it runs waits for the same one,
+        // so an outage seen by four connections is one wait, one warning and one "back".
+        private readonly object _lock = new object();
+        private Task? _check;
 
         /// <summary>On the system clock.</summary>
         public ConnectivityGate(IConnectivityProbe probe, IReadOnlyList<Endpoint> targets, ConnectivityOptions options, DeliveryEventSink? events)
@@ -62,12 +66,13 @@ namespace ResilientMail.Core.Resilience
             _lastHealthy = _time.GetTimestamp();
         }
 
-        public int ProbeCount { get; private set; }
+        private int _probeCount;
+        public int ProbeCount => Volatile.Read(ref _probeCount);
 
         public void ReportSuccess()
         {
             _suspect = false;
-            _lastHealthy = _time.GetTimestamp();
+            Interlocked.Exchange(ref _lastHealthy, _time.GetTimestamp());
         }
 
         public void ReportFailure(Failure failure)
@@ -75,19 +80,36 @@ namespace ResilientMail.Core.Resilience
             if (failure.SuggestsOutage) _suspect = true;
         }
 
-        /// <summary>Returns at once while healthy; otherwise probes, and waits for the network if it is gone.</summary>
+        /// <summary>Returns at once while healthy; otherwise probes, and waits for the network if it is gone. Safe from several senders at once.</summary>
         public async Task EnsureAsync(CancellationToken cancellationToken)
         {
-            bool idle = _time.GetElapsedTime(_lastHealthy) >= _options.IdleThreshold;
+            bool idle = _time.GetElapsedTime(Interlocked.Read(ref _lastHealthy)) >= _options.IdleThreshold;
             if (!_suspect && !idle) return;
 
-            var first = await ProbeAllAsync(cancellationToken).ConfigureAwait(false);
-            if (first.Reachable)
+            Task check;
+            lock (_lock)
             {
-                ReportSuccess();
-                return;
+                if (_check == null || _check.IsCompleted) _check = CheckAsync(cancellationToken);
+                check = _check;
             }
-            await WaitAsync(first, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                if (check.IsCompleted) { await check.ConfigureAwait(false); return; }
+                // Joined a check another sender started: wait for it, but leave at once if this sender is stopped.
+                var stopped = new TaskCompletionSource<bool>();
+                using (cancellationToken.Register(() => stopped.TrySetCanceled()))
+                    await (await Task.WhenAny(check, stopped.Task).ConfigureAwait(false)).ConfigureAwait(false);
+            }
+            finally
+            {
+                lock (_lock) if (ReferenceEquals(_check, check) && check.IsCompleted) _check = null;
+            }
+        }
+
+        private async Task CheckAsync(CancellationToken cancellationToken)
+        {
+            var first = await ProbeAllAsync(cancellationToken).ConfigureAwait(false);
+            if (!first.Reachable) await WaitAsync(first, cancellationToken).ConfigureAwait(false);
             ReportSuccess();
         }
 
@@ -126,7 +148,7 @@ namespace ResilientMail.Core.Resilience
         /// <summary>Probes every target at once; the first that answers wins.</summary>
         private async Task<ProbeResult> ProbeAllAsync(CancellationToken cancellationToken)
         {
-            ProbeCount++;
+            Interlocked.Increment(ref _probeCount);
             var results = await Task.WhenAll(_targets.Select(t => _probe.ProbeAsync(t, _options.ProbeTimeout, cancellationToken))).ConfigureAwait(false);
             var best = results.FirstOrDefault(r => r.Reachable) ?? results[0];
             _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Probe, best.Reachable

@@ -28,6 +28,8 @@ namespace ResilientMail.Core.Resilience
         ConnectivityLost,
         ProviderSuspended,
         Throttled,
+        /// <summary>The message is larger than the server or provider takes.</summary>
+        MessageTooLarge,
     }
 
     public sealed record Failure(FailureKind Kind, FailureReason Reason, string Message)
@@ -37,11 +39,16 @@ namespace ResilientMail.Core.Resilience
         public int? StatusCode { get; init; }
         /// <summary>When the provider said how long to wait before trying again.</summary>
         public TimeSpan? RetryAfter { get; init; }
+        /// <summary>The recipients the server refused, one by one, when that is what failed (RCPT TO).</summary>
+        public System.Collections.Generic.IReadOnlyList<RecipientRefusal>? Refused { get; init; }
         /// <summary>No later message can succeed either (bad credentials, suspended account).</summary>
         public bool StopsRun => Reason == FailureReason.Authentication || Reason == FailureReason.Certificate || Reason == FailureReason.ProviderSuspended || Reason == FailureReason.ConnectivityLost;
         /// <summary>The failure says the network path may be gone: check connectivity before the next attempt.</summary>
         public bool SuggestsOutage => Reason == FailureReason.Network || Reason == FailureReason.Timeout;
     }
+
+    /// <summary>One envelope recipient the server (or the transport, for an address it cannot carry) would not take.</summary>
+    public sealed record RecipientRefusal(string Address, Failure Failure);
 
     /// <summary>A classified failure of one delivery attempt; the original exception is kept as InnerException.</summary>
     public sealed class MailDeliveryException : Exception

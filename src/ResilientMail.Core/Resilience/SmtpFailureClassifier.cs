@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.Linq;
 using System.IO;
 using System.Net.Sockets;
 using System.Security.Authentication;
@@ -9,14 +11,15 @@ using MailKit.Security;
 
 namespace ResilientMail.Core.Resilience
 {
-    /// <summary>SMTP failure classes (DESIGN.md, "Failure classes"): 4yz and 4.x.x retry, 5yz and 5.x.x do not.</summary>
+    /// <summary>SMTP failure classes (DESIGN.md, "Failure classes"): the basic code decides, 4yz retry and 5yz do not.</summary>
     public static class SmtpFailureClassifier
     {
-        private static readonly Regex EnhancedCode = new Regex(@"^\s*([245])\.\d{1,3}\.\d{1,3}\b", RegexOptions.CultureInvariant);
+        private static readonly Regex EnhancedCode = new Regex(@"^\s*([245])\.(\d{1,3}\.\d{1,3})\b", RegexOptions.CultureInvariant);
 
         /// <param name="error">What the SMTP client threw.</param>
         /// <param name="bodySent">The whole message had been written when it failed, so the server may have taken it.</param>
-        public static Failure Classify(Exception error, bool bodySent)
+        /// <param name="certificate">Why the server's certificate was refused, when the TLS handshake failed on it.</param>
+        public static Failure Classify(Exception error, bool bodySent, Transports.CertificateProblem? certificate = null)
         {
             switch (error)
             {
@@ -25,13 +28,18 @@ namespace ResilientMail.Core.Resilience
                 case MailKit.Security.AuthenticationException auth:
                     return new Failure(FailureKind.Permanent, FailureReason.Authentication,
                         $"The SMTP server refused the credentials: {auth.Message}") { ServerReply = auth.Message };
+                case SslHandshakeException tls when certificate != null:
+                    return new Failure(FailureKind.Permanent, FailureReason.Certificate, Certificates.Explain(certificate)) { ServerReply = FirstLine(tls.Message) };
                 case SslHandshakeException tls:
                     return new Failure(FailureKind.Permanent, FailureReason.Certificate,
-                        "The TLS handshake failed: the server's certificate is not trusted or the TLS mode does not match the port. " +
-                        "Trust the certificate, check -Port and the TLS mode, or (test servers only) use -SkipCertificateCheck. " + FirstLine(tls.Message));
+                        "The TLS handshake failed before any certificate was checked: the TLS mode does not match the port (465 is TLS from the first byte, " +
+                        "587 and 25 start plain and use STARTTLS), or the server and this machine share no TLS version. " + FirstLine(tls.Message));
+                case System.Security.Authentication.AuthenticationException tls2 when certificate != null:
+                    return new Failure(FailureKind.Permanent, FailureReason.Certificate, Certificates.Explain(certificate)) { ServerReply = tls2.Message };
                 case System.Security.Authentication.AuthenticationException tls2:
                     return new Failure(FailureKind.Permanent, FailureReason.Certificate,
-                        "The TLS handshake failed: " + tls2.Message + " Trust the certificate or (test servers only) use -SkipCertificateCheck.");
+                        "The TLS handshake failed: " + tls2.Message + " Check that the TLS mode matches the port (465: TLS from the start; 587/25: STARTTLS), " +
+                        "trust the server's certificate, or (test servers only) use -SkipCertificateCheck.");
                 case NotSupportedException unsupported when unsupported.Message.IndexOf("STARTTLS", StringComparison.OrdinalIgnoreCase) >= 0:
                     return new Failure(FailureKind.Permanent, FailureReason.Certificate,
                         "The server does not offer STARTTLS, so the connection cannot be encrypted as asked. Use the port that offers it " +
@@ -66,20 +74,36 @@ namespace ResilientMail.Core.Resilience
             }
         }
 
-        /// <summary>Classifies an SMTP reply. The enhanced status code, when present, decides the class.</summary>
+        /// <summary>
+        /// Classifies an SMTP reply. The basic code decides the class (RFC 5321 4.2.1: 4yz transient, 5yz permanent);
+        /// an enhanced status code (RFC 3463) only refines the reason: greylisting servers answer 451 4.7.1 or 451 5.7.1,
+        /// and either one is worth trying again.
+        /// </summary>
         public static Failure FromReply(int statusCode, string text, SmtpErrorCode errorCode = SmtpErrorCode.UnexpectedStatusCode)
         {
             var reply = $"{statusCode} {text}".Trim();
             var enhanced = EnhancedCode.Match(text ?? "");
-            int cls = enhanced.Success ? enhanced.Groups[1].Value[0] - '0' : statusCode / 100;
+            string? detail = enhanced.Success ? enhanced.Groups[2].Value : null; // "3.4" of 5.3.4
+            int cls = statusCode / 100;
 
             if (statusCode == 535 || statusCode == 534 || statusCode == 530 && text != null && text.IndexOf("auth", StringComparison.OrdinalIgnoreCase) >= 0)
                 return new Failure(FailureKind.Permanent, FailureReason.Authentication, $"Authentication failed: {reply}") { ServerReply = reply, StatusCode = statusCode };
 
+            // Size: 552 (RFC 5321 exceeded storage allocation, sent at MAIL FROM by servers that check SIZE) or X.3.4.
+            bool tooLarge = detail == "3.4" || statusCode == 552 && (detail == null || detail.StartsWith("3.", StringComparison.Ordinal));
             if (cls == 4)
-                return new Failure(FailureKind.Transient, FailureReason.ServerBusy, $"The server deferred the message: {reply}") { ServerReply = reply, StatusCode = statusCode };
+            {
+                var why = detail switch
+                {
+                    "7.1" => "The server deferred the message (greylisting or a policy that may change)",
+                    "5.3" => "The server took fewer recipients in this transaction than were sent",
+                    _ when tooLarge => "The server cannot take a message this large right now",
+                    _ => "The server deferred the message",
+                };
+                return new Failure(FailureKind.Transient, FailureReason.ServerBusy, $"{why}: {reply}") { ServerReply = reply, StatusCode = statusCode };
+            }
 
-            var reason = errorCode switch
+            var reason = tooLarge ? FailureReason.MessageTooLarge : errorCode switch
             {
                 SmtpErrorCode.RecipientNotAccepted => FailureReason.RecipientRejected,
                 SmtpErrorCode.SenderNotAccepted => FailureReason.SenderRejected,
@@ -87,6 +111,7 @@ namespace ResilientMail.Core.Resilience
             };
             var what = reason switch
             {
+                FailureReason.MessageTooLarge => "The message is larger than the server accepts",
                 FailureReason.RecipientRejected => "The server rejected the recipient",
                 FailureReason.SenderRejected => "The server rejected the sender",
                 _ => "The server rejected the message",
@@ -102,6 +127,74 @@ namespace ResilientMail.Core.Resilience
         {
             var i = s.IndexOfAny(new[] { '\r', '\n' });
             return i < 0 ? s : s.Substring(0, i);
+        }
+    }
+}
+
+namespace ResilientMail.Core.Resilience
+{
+    /// <summary>Recipients refused one by one, and what that means for the whole message.</summary>
+    public static class Refusals
+    {
+        /// <summary>A refused RCPT TO, classified like any reply, and naming the address.</summary>
+        internal static RecipientRefusal Of(MimeKit.MailboxAddress mailbox, SmtpResponse response)
+        {
+            var failure = SmtpFailureClassifier.FromReply((int)response.StatusCode, response.Response, SmtpErrorCode.RecipientNotAccepted);
+            var verb = failure.Kind == FailureKind.Transient ? "deferred" : "refused";
+            return new RecipientRefusal(mailbox.Address, failure with { Message = $"The server {verb} the recipient {mailbox.Address}: {failure.ServerReply}" });
+        }
+
+        /// <summary>
+        /// No recipient was taken. One refusal is that recipient's failure; several are summed up: transient when any of
+        /// them may be taken later (only those are tried again), permanent otherwise.
+        /// </summary>
+        public static Failure AllRefused(IReadOnlyList<RecipientRefusal> refused)
+        {
+            if (refused.Count == 1) return refused[0].Failure with { Refused = refused };
+            bool later = refused.Any(r => r.Failure.Kind == FailureKind.Transient);
+            var first = refused[0].Failure;
+            return new Failure(later ? FailureKind.Transient : FailureKind.Permanent, FailureReason.RecipientRejected,
+                $"No recipient was taken: {Describe(refused)}")
+            {
+                ServerReply = first.ServerReply,
+                StatusCode = first.StatusCode,
+                Refused = refused,
+            };
+        }
+
+        /// <summary>"b@example.com (550 5.1.1 No such user), c@example.com (...)".</summary>
+        public static string Describe(IEnumerable<RecipientRefusal> refused) =>
+            string.Join(", ", refused.Select(r => $"{r.Address} ({r.Failure.ServerReply ?? r.Failure.Message})"));
+    }
+}
+
+namespace ResilientMail.Core.Resilience
+{
+    /// <summary>A refused certificate, said the way a sysadmin can act on it.</summary>
+    internal static class Certificates
+    {
+        public static string Explain(Transports.CertificateProblem p)
+        {
+            var host = p.Host ?? "the server";
+            if (p.NameMismatch)
+                return $"The server's certificate is for {(p.Names.Count > 0 ? string.Join(", ", p.Names) : p.Subject)}, not for {host}: connect by a name the certificate carries " +
+                       "(-SmtpServer), or have the certificate reissued with this name.";
+            if (p.Expired)
+                return $"The server's certificate is not valid at this time (valid until {p.NotAfter:yyyy-MM-dd HH:mm} UTC): it has expired or is not valid yet. " +
+                       "Have it renewed on the server, and check this machine's clock.";
+            if (p.RevocationUnknown)
+                return $"The revocation status of the server's certificate could not be checked: the CA's revocation list (CRL) or OCSP responder did not answer " +
+                       $"from this machine. The certificate is otherwise trusted ({p.Subject}). Make the CRL/OCSP address reachable (proxy, firewall) " +
+                       "or publish the CA's CRL where this machine can read it; -SkipCertificateCheck would turn off every check, not only this one.";
+            if (p.SelfSigned)
+                return $"The server's certificate is not trusted: it is self-signed ({p.Subject}). That is common on internal relays (port 25 with STARTTLS). " +
+                       "Trust that certificate on this machine (add it to the trusted root certificates), or, for a relay on your own network, " +
+                       "-SkipCertificateCheck keeps the encryption without checking the certificate.";
+            if (p.Untrusted)
+                return $"The server's certificate is not trusted: it was issued by {p.Issuer}, a CA this machine does not trust. " +
+                       "Install that CA's root certificate on this machine, or for a test server use -SkipCertificateCheck.";
+            return $"The server's certificate is not trusted ({p.Chain}{(p.Errors != System.Net.Security.SslPolicyErrors.None ? ", " + p.Errors : "")}; {p.Subject}). " +
+                   "Trust the issuing CA on this machine, or for a test server use -SkipCertificateCheck.";
         }
     }
 }

@@ -1,22 +1,54 @@
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using System.Threading.Tasks;
 using MimeKit;
+using ResilientMail.Core.Resilience;
 
 namespace ResilientMail.Core.Transports
 {
     /// <summary>What the server said when it took a message.</summary>
-    public sealed record Receipt(string MessageId, string? ServerReply);
+    public sealed record Receipt(string MessageId, string? ServerReply)
+    {
+        /// <summary>Envelope recipients that were not taken although the message went to the others (SMTP only).</summary>
+        public IReadOnlyList<RecipientRefusal> Refused { get; init; } = NoRefusals;
 
-    /// <summary>State of one attempt that the engine reads after a failure.</summary>
+        internal static readonly RecipientRefusal[] NoRefusals = new RecipientRefusal[0];
+    }
+
+    /// <summary>State of one attempt that the engine reads after it ends, however it ends.</summary>
     public sealed class SendAttempt
     {
         private int _bodySent;
+        private readonly List<string> _delivered = new List<string>();
+        private readonly List<RecipientRefusal> _refused = new List<RecipientRefusal>();
 
-        /// <summary>The whole message reached the wire: a failure from here on leaves the outcome unknown.</summary>
+        /// <summary>The whole message reached the wire in a transaction whose outcome is not known yet: a failure from here on leaves it unknown.</summary>
         public bool BodySent => Volatile.Read(ref _bodySent) == 1;
 
         public void MarkBodySent() => Volatile.Write(ref _bodySent, 1);
+
+        /// <summary>
+        /// The envelope recipients to send to this time: null for all of the message's To, Cc and Bcc. Set when an
+        /// earlier attempt delivered to some of them, so that a retry goes only to the others.
+        /// </summary>
+        public IReadOnlyList<MailboxAddress>? Recipients { get; set; }
+
+        /// <summary>Recipients a finished transaction of this attempt delivered to (known even if a later transaction fails).</summary>
+        public IReadOnlyList<string> Delivered => _delivered;
+
+        /// <summary>Recipients refused one by one in this attempt (RCPT TO, or an address the transport cannot carry).</summary>
+        public IReadOnlyList<RecipientRefusal> Refused => _refused;
+
+        /// <summary>A transaction ended with the server's answer: what it took and what it refused is known.</summary>
+        public void Settle(IEnumerable<string> delivered, IEnumerable<RecipientRefusal> refused)
+        {
+            _delivered.AddRange(delivered);
+            _refused.AddRange(refused);
+            Volatile.Write(ref _bodySent, 0);
+        }
+
+        public void Refuse(RecipientRefusal refusal) => _refused.Add(refusal);
     }
 
     /// <summary>

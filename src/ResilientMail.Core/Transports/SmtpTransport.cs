@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.Linq;
 using System.Net;
 using System.Threading;
 using System.Threading.Tasks;
@@ -51,7 +53,8 @@ namespace ResilientMail.Core.Transports
     {
         private readonly SmtpOptions _options;
         private readonly DeliveryEventSink? _events;
-        private SmtpClient? _client;
+        private EnvelopeSmtpClient? _client;
+        private CertificateProblem? _lastCertificateProblem;
         private bool _everConnected;
 
         public SmtpTransport(SmtpOptions options, DeliveryEventSink? events = null)
@@ -73,8 +76,7 @@ namespace ResilientMail.Core.Transports
             try
             {
                 var client = await ConnectedClientAsync(cancellationToken).ConfigureAwait(false);
-                var reply = await client.SendAsync(message, cancellationToken, new BodyProgress(attempt)).ConfigureAwait(false);
-                return new Receipt(message.MessageId ?? "", reply);
+                return await SendTransactionsAsync(client, message, attempt, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -83,7 +85,7 @@ namespace ResilientMail.Core.Transports
             }
             catch (Exception ex) when (!(ex is MailDeliveryException))
             {
-                var failure = SmtpFailureClassifier.Classify(ex, attempt.BodySent);
+                var failure = SmtpFailureClassifier.Classify(ex, attempt.BodySent, _lastCertificateProblem);
                 // A refused command leaves the session usable (MailKit resets it); anything else, and 421, does not.
                 if (!(ex is SmtpCommandException command) || command.StatusCode == SmtpStatusCode.ServiceNotAvailable)
                     Drop();
@@ -91,19 +93,86 @@ namespace ResilientMail.Core.Transports
             }
         }
 
-        private async Task<SmtpClient> ConnectedClientAsync(CancellationToken cancellationToken)
+        /// <summary>
+        /// One message, as a mail server relays it: every recipient has its own fate. Refused recipients are noted and
+        /// the rest get the message; recipients over the server's per-transaction cap (452 4.5.3) go in further
+        /// transactions at once; an address that needs SMTPUTF8 is refused here when the server does not offer it.
+        /// </summary>
+        private async Task<Receipt> SendTransactionsAsync(EnvelopeSmtpClient client, MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken)
+        {
+            var sender = message.Sender ?? message.From.Mailboxes.FirstOrDefault()
+                ?? throw new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.SenderRejected, "The message has no sender (From)."));
+            var pending = new List<MailboxAddress>(attempt.Recipients ?? Envelope.Recipients(message));
+            var format = FormatOptions.Default;
+            if (Envelope.NeedsSmtpUtf8(message, sender, pending))
+            {
+                if (client.OffersSmtpUtf8 && client.OffersEightBitMime)
+                {
+                    format = International;
+                }
+                else
+                {
+                    var why = $"{Endpoint} does not offer SMTPUTF8, which an address with characters beyond ASCII before the @ needs (RFC 6531)";
+                    if (Envelope.NeedsSmtpUtf8(sender) || message.From.Mailboxes.Concat(message.ReplyTo.Mailboxes).Any(Envelope.NeedsSmtpUtf8))
+                        throw new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.SenderRejected,
+                            $"The sender address cannot be sent: {why}. Use an ASCII address in -From and -ReplyTo, or a server that offers SMTPUTF8."));
+                    foreach (var r in pending.Where(Envelope.NeedsSmtpUtf8))
+                        attempt.Refuse(new RecipientRefusal(r.Address, new Failure(FailureKind.Permanent, FailureReason.RecipientRejected,
+                            $"Not sent to {r.Address}: {why}. Use the recipient's ASCII address, or a server that offers SMTPUTF8.")));
+                    pending.RemoveAll(Envelope.NeedsSmtpUtf8);
+                    if (pending.Count == 0) throw new MailDeliveryException(Refusals.AllRefused(attempt.Refused));
+                }
+            }
+
+            var replies = new List<string>();
+            while (pending.Count > 0)
+            {
+                client.Refused.Clear();
+                string reply;
+                try
+                {
+                    reply = await client.SendAsync(format, message, sender, pending, cancellationToken, new BodyProgress(attempt)).ConfigureAwait(false);
+                }
+                catch (SmtpCommandException ex) when (ex.ErrorCode == SmtpErrorCode.MessageNotAccepted && client.Refused.Count > 0)
+                {
+                    // No recipient of this transaction was taken (MailKit then says "No recipients were accepted").
+                    attempt.Settle(new string[0], client.Refused.Select(r => Refusals.Of(r.Mailbox, r.Response)));
+                    throw new MailDeliveryException(Refusals.AllRefused(attempt.Refused), ex);
+                }
+                var refused = new HashSet<MailboxAddress>(client.Refused.Select(r => r.Mailbox));
+                var capped = client.Refused.Where(r => Envelope.TooManyRecipients(r.Response)).Select(r => r.Mailbox).ToList();
+                attempt.Settle(pending.Where(p => !refused.Contains(p)).Select(p => p.Address),
+                               client.Refused.Where(r => !Envelope.TooManyRecipients(r.Response)).Select(r => Refusals.Of(r.Mailbox, r.Response)));
+                replies.Add(reply);
+                pending = capped;
+            }
+            return new Receipt(message.MessageId ?? "", string.Join(" | ", replies)) { Refused = attempt.Refused.ToArray() };
+        }
+
+        private static readonly FormatOptions International = CreateInternational();
+
+        private static FormatOptions CreateInternational()
+        {
+            var options = FormatOptions.Default.Clone();
+            options.International = true;
+            return options;
+        }
+
+        private async Task<EnvelopeSmtpClient> ConnectedClientAsync(CancellationToken cancellationToken)
         {
             if (_client != null && _client.IsConnected) return _client;
             Drop();
-            var client = new SmtpClient { Timeout = (int)Math.Min(int.MaxValue, _options.Timeout.TotalMilliseconds) };
+            var client = new EnvelopeSmtpClient(_options.SkipCertificateCheck) { Timeout = (int)Math.Min(int.MaxValue, _options.Timeout.TotalMilliseconds) };
             if (_options.LocalDomain != null) client.LocalDomain = _options.LocalDomain;
-            if (_options.SkipCertificateCheck)
-            {
-                client.CheckCertificateRevocation = false;
-                client.ServerCertificateValidationCallback = (sender, certificate, chain, errors) => true;
-            }
             _client = client;
-            await client.ConnectAsync(_options.Host, _options.Port, ToMailKit(_options.Security), cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await client.ConnectAsync(_options.Host, _options.Port, ToMailKit(_options.Security), cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _lastCertificateProblem = client.CertificateProblem;
+            }
             ConnectionsOpened++;
             string? user = null;
             if (_options.OAuthToken != null)
@@ -123,7 +192,23 @@ namespace ResilientMail.Core.Transports
             }
             else if (_options.Credential != null)
             {
-                await client.AuthenticateAsync(_options.Credential, cancellationToken).ConfigureAwait(false);
+                // One mechanism, one try: MailKit's Authenticate(credentials) would try the next mechanism after a 535,
+                // and a lockout policy counts both.
+                var mechanism = SmtpLogin.Choose(client.AuthenticationMechanisms, _options.Credential);
+                if (mechanism == null) await client.AuthenticateAsync(_options.Credential, cancellationToken).ConfigureAwait(false);
+                else
+                {
+                    try
+                    {
+                        await client.AuthenticateAsync(mechanism, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (MailKit.Security.AuthenticationException ex)
+                    {
+                        throw new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.Authentication,
+                            $"The SMTP server refused the credentials for {_options.Credential.UserName} (AUTH {mechanism.MechanismName}, tried once): {ex.Message}")
+                            { ServerReply = ex.Message }, ex);
+                    }
+                }
                 user = _options.Credential.UserName;
             }
             var tls = client.IsSecure ? $", {client.SslProtocol}" : ", not encrypted";

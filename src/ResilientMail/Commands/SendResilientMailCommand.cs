@@ -158,6 +158,7 @@ namespace ResilientMail.Commands
                     return;
                 }
             }
+            CheckFixedParts();
             _status = new StatusReporter(this, "Send-ResilientMail");
             var sink = EventSink(_status);
             _courier = new Courier(transport.Open(sink), options, new TcpProbe(), sink);
@@ -254,7 +255,12 @@ namespace ResilientMail.Commands
                 _queue?.Writer.TryComplete();
                 return;
             }
-            WriteError(Errors.For(result.Error, result.Failure, item.Label));
+            // Recipients with their own fate: one error per address that did not get the message, naming it.
+            if (result.Refused.Count > 0 && (result.Refused.Count > 1 || result.Delivered.Count > 0 || result.Failure.Refused != null))
+                foreach (var refused in result.Refused)
+                    WriteError(Errors.For(new MailDeliveryException(refused.Failure, result.Error), refused.Failure, refused.Address));
+            else
+                WriteError(Errors.For(result.Error, result.Failure, item.Label));
         }
 
         private void ThrowIfStopped()
@@ -308,6 +314,24 @@ namespace ResilientMail.Commands
                 catch (Exception) { /* best effort */ }
             }
             courier.Dispose();
+        }
+
+        /// <summary>
+        /// What is given once on the command line (not bound from each record) and wrong would fail every message alike:
+        /// -From, -Attachments, -ReplyTo, -Headers. A terminating error before anything is sent.
+        /// </summary>
+        private void CheckFixedParts()
+        {
+            try
+            {
+                new MessageTemplate(Spec() with { To = new[] { "placeholder@example.com" } }).CheckFixedParts(subject: false);
+            }
+            catch (MessageValidationException ex)
+            {
+                var record = Errors.For(ex, From);
+                ThrowTerminatingError(new ErrorRecord(new MessageValidationException(ex.Problem, $"Nothing was sent: {ex.Message} This applies to every message.", ex.Field, ex),
+                    record.FullyQualifiedErrorId, record.CategoryInfo.Category, record.TargetObject));
+            }
         }
 
         // The template only changes when a bound parameter changes (e.g. -Subject from a column): reuse it otherwise.
@@ -381,7 +405,9 @@ namespace ResilientMail.Commands
         private static MailDeliveryResult ToOutput(DeliveryResult result, string subject) => new MailDeliveryResult
         {
             To = result.Recipients,
-            Status = (MailDeliveryStatus)(int)result.Status,
+            Status = OutputMapping.Of(result.Status),
+            Delivered = result.Delivered.ToArray(),
+            Refused = result.Refused.Select(r => $"{r.Address}: {r.Failure.ServerReply ?? r.Failure.Message}").ToArray(),
             Attempts = result.Attempts,
             MessageId = result.MessageId,
             ServerReply = result.ServerReply,

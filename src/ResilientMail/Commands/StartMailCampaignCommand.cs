@@ -85,6 +85,10 @@ namespace ResilientMail.Commands
             if (exists && TemplatesDiffer(definition))
                 WriteWarning($"Campaign '{Name}' continues with the templates it started with; to change them, Remove-MailCampaign and start again.");
             _transport = Transport ?? TransportFromJournal(definition);
+            // What would fail every row alike stops here, before anything is journaled or sent.
+            try { CampaignRunner.CheckDefinition(definition); }
+            catch (CampaignSetupException ex) { Stop(ex, ex.Problem == ValidationProblem.AttachmentNotFound ? "AttachmentNotFound" : "InvalidCampaign", ErrorCategory.InvalidArgument); }
+            CheckTransport(_transport);
             var options = new CampaignOptions
             {
                 Courier = courier,
@@ -133,45 +137,70 @@ namespace ResilientMail.Commands
         {
             if (_declined) return;
             if (ParameterSetName == "Path")
-                Feed(() => { var csv = CsvRecords.Open(GetUnresolvedProviderPathFromPSPath(Path)); return (csv, csv.Rows().Select(Template.Row)); });
+            {
+                if (Feed(() => { var csv = CsvRecords.Open(GetUnresolvedProviderPathFromPSPath(Path)); return (csv, csv.Rows().Select(Template.Row)); })) InputRead();
+            }
             else if (!_received && _previous!.Definition is CampaignDefinition definition)
             {
                 if (definition.SourcePath != null && File.Exists(definition.SourcePath))
                 {
                     // Resumed by name alone from a CSV campaign: read the file again (rows added to it are sent too).
                     if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, CsvRecords.CountRows(definition.SourcePath));
-                    Feed(() => { var csv = CsvRecords.Open(definition.SourcePath); return (csv, csv.Rows().Select(Template.Row)); });
+                    if (Feed(() => { var csv = CsvRecords.Open(definition.SourcePath); return (csv, csv.Rows().Select(Template.Row)); })) InputRead();
                 }
                 else
                 {
-                    // Resumed by name alone: the rows come from the journal itself.
-                    if (definition.SourcePath == null && !_previous.Completed)
-                        WriteWarning($"Campaign '{Name}' took its rows from the pipeline: rows an earlier run never read are not in the journal. Pipe the same input again with -Resume to send those too.");
+                    // Resumed by name alone: the rows come from the journal itself. Rows an earlier run never read are not there.
+                    if (definition.SourcePath == null && !_previous.InputComplete)
+                        WriteWarning($"Campaign '{Name}' took its rows from the pipeline, and no run read that input to its end: only the {_previous.RowsRead} row(s) read so far are in the journal. " +
+                                     $"To send the rest, pipe the same input again: {CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, true)} (rows already in the journal are skipped).");
                     if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, _previous.Rows);
                     Feed(() => ((IDisposable?)null, JournalSnapshot.PendingRows(_previous.Path).Select(r => Template.Row(r.Data))));
                 }
             }
-            if (_runner == null) return;
-            var summary = Await(token => _runner.CompleteAsync());
+            else if (ParameterSetName == "Pipeline" && (_received || _previous!.Definition == null))
+            {
+                InputRead(); // the pipeline ended: every row it held was handed over (none, for a new campaign given nothing)
+            }
+            if (_runner == null || _finished) return;
+            Finish(null);
+        }
+
+        /// <summary>The one end of a run: wait for the workers, write the summary, say what is left and how to go on.</summary>
+        private void Finish(string? pausedBecause)
+        {
+            var summary = Await(token => _runner!.CompleteAsync());
             _finished = true;
             var info = Summary(summary);
             _status!.Complete();
             Log?.End($"Campaign '{Name}' {info.State}: sent {info.Sent}, failed {info.Failed}, uncertain {info.Uncertain}, not yet sent {info.Remaining}.");
             WriteObject(info);
-            if (summary.State == CampaignState.Paused) Paused(summary.PauseReason ?? "paused", info);
+            if (summary.State == CampaignState.Incomplete)
+                WriteWarning($"Campaign '{Name}' has done every row it was given, but its input was never read to its end ({info.RowsRead} row(s) read): " +
+                             $"rows after those were never seen. To send them, pipe the same input again: {info.NextStep} (rows already in the journal are skipped).");
+            if (info.Uncertain > 0)
+                WriteWarning($"{info.Uncertain} recipient(s) of campaign '{Name}' are Uncertain: each message was on its way when a run stopped, and may or may not have arrived; " +
+                             $"they were not sent again. List them: Get-MailCampaign -Name '{Name.Replace("'", "''")}' -Recipients -Status Uncertain. " +
+                             $"Send them again (a recipient may then get it twice): {CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, false, " -ResendUncertain")}");
+            if (summary.State == CampaignState.Paused) Paused(pausedBecause ?? summary.PauseReason ?? "paused", info);
+        }
+
+        private void InputRead()
+        {
+            if (_runner != null && !_finished) _runner.InputComplete(_rows);
         }
 
         /// <summary>
         /// Hands a whole source (a CSV, the journal's rows) to the campaign from one background task, so
-        /// the pipeline thread only pumps results: no thread hop per row.
+        /// the pipeline thread only pumps results: no thread hop per row. True when every row was handed over.
         /// </summary>
-        private void Feed(Func<(IDisposable? Owner, IEnumerable<IReadOnlyDictionary<string, object?>> Rows)> open)
+        private bool Feed(Func<(IDisposable? Owner, IEnumerable<IReadOnlyDictionary<string, object?>> Rows)> open)
         {
             if (_dryRun)
             {
                 var (owner, rows) = open();
                 using (owner) foreach (var row in rows) Submit(row);
-                return;
+                return false;
             }
             try
             {
@@ -189,9 +218,11 @@ namespace ResilientMail.Commands
                     }
                     return true;
                 });
+                return true;
             }
             catch (CampaignSetupException ex) { Stop(ex, "MissingColumn", ErrorCategory.InvalidData); }
             catch (CampaignPausedException ex) { PausedNow(ex); }
+            return false;
         }
 
         private void Submit(IReadOnlyDictionary<string, object?> row)
@@ -224,46 +255,45 @@ namespace ResilientMail.Commands
             }
         }
 
-        private void PausedNow(CampaignPausedException ex)
-        {
-            var summary = Await(token => _runner!.CompleteAsync());
-            _finished = true;
-            var info = Summary(summary);
-            _status!.Complete();
-            Log?.End($"Campaign '{Name}' {info.State}: sent {info.Sent}, failed {info.Failed}, uncertain {info.Uncertain}, not yet sent {info.Remaining}.");
-            WriteObject(info);
-            Paused(ex.Message, info);
-        }
+        private void PausedNow(CampaignPausedException ex) => Finish(ex.Message);
 
         private void Emit(CampaignOutcome o)
         {
-            _status!.Count(o.Status == Core.Campaigns.CampaignRecipientStatus.Sent ? DeliveryStatus.Sent : o.Status == Core.Campaigns.CampaignRecipientStatus.Uncertain ? DeliveryStatus.Uncertain : DeliveryStatus.Failed);
+            if (o.Status != Core.Campaigns.CampaignRecipientStatus.Duplicate) _status!.Count(o.Status switch
+            {
+                Core.Campaigns.CampaignRecipientStatus.Sent => DeliveryStatus.Sent,
+                Core.Campaigns.CampaignRecipientStatus.Uncertain => DeliveryStatus.Uncertain,
+                _ => DeliveryStatus.Failed,
+            });
             Log?.Result(o.To, o.Status.ToString(), o.Attempts, o.MessageId, o.ServerReply, o.Failure?.Message ?? o.Note,
                 o.Failure == null ? null : $"{o.Failure.Kind}, {o.Failure.Reason}", o.Duration, Name, o.Row);
             WriteObject(new CampaignRecipientResult
             {
-                Campaign = Name, To = o.To, Key = o.Key, Status = (ResilientMail.CampaignRecipientStatus)(int)o.Status, Attempts = o.Attempts,
+                Campaign = Name, To = o.To, Key = o.Key, Status = OutputMapping.Of(o.Status), Attempts = o.Attempts,
                 MessageId = o.MessageId, ServerReply = o.ServerReply, Error = o.Failure?.Message ?? o.Note, Duration = o.Duration, Row = o.Row,
             });
             if (o.Error is MessageValidationException invalid) WriteError(Errors.For(invalid, o.To));
             else if (o.Error != null && o.Failure != null && !o.Failure.StopsRun) WriteError(Errors.For(o.Error, o.Failure, o.To));
             else if (o.Status == Core.Campaigns.CampaignRecipientStatus.Uncertain && o.Error == null) WriteWarning($"{o.To}: {o.Note}");
             else if (o.Status == Core.Campaigns.CampaignRecipientStatus.Duplicate) WriteVerbose($"Row {o.Row}: {o.To} is a duplicate; sent once.");
+            // The row's recipient has it; a campaign-wide Cc or Bcc beside it did not: one error per such address.
+            foreach (var refused in o.Failure == null ? o.Refused : new RecipientRefusal[0])
+                WriteError(Errors.For(new MailDeliveryException(refused.Failure), refused.Failure, refused.Address));
         }
 
         private MailCampaignInfo Summary(CampaignSummary s)
         {
             long unread = _status!.Total is int total ? Math.Max(0, total - _rows) : 0;
-            return CampaignInfo.From(s, _previous!, _transport?.ToString() ?? "", unread);
+            var info = CampaignInfo.From(s, _previous!, _transport?.ToString() ?? "", unread);
+            bool piped = (_previous!.Definition?.SourcePath ?? (ParameterSetName == "Path" ? Path : null)) == null;
+            info.NextStep = CampaignInfo.NextStep(info, piped, _transport?.NeedsCallerSecret == true, JournalPath);
+            return info;
         }
 
         private void Paused(string reason, MailCampaignInfo info)
         {
-            var resume = $"Start-MailCampaign -Name '{Name.Replace("'", "''")}' -Resume" +
-                         (JournalPath != null ? $" -JournalPath '{JournalPath.Replace("'", "''")}'" : "") +
-                         (_transport?.NeedsCallerSecret == true ? " -Transport $transport" : "");
             bool piped = ParameterSetName == "Pipeline" && _received;
-            if (piped) resume = "<the same input> | " + resume;
+            var resume = info.NextStep ?? CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, piped);
             var message = $"Campaign '{Name}' paused: {reason} Sent {info.Sent}, failed {info.Failed}, not yet sent {info.Remaining}" +
                           (info.Uncertain > 0 ? $", uncertain {info.Uncertain}" : "") +
                           (piped ? ", plus any rows the pipeline had not handed over yet" : "") + $". Nothing is lost; resume with: {resume}";
@@ -313,6 +343,16 @@ namespace ResilientMail.Commands
             {
                 Stop(ex, "TemplateUnreadable", ErrorCategory.ReadError);
                 return null;
+            }
+        }
+
+        /// <summary>A transport that cannot even be set up (a pickup folder that cannot be made, bad settings) is a setup error.</summary>
+        private void CheckTransport(MailTransport transport)
+        {
+            try { transport.Open(null).Dispose(); }
+            catch (Exception ex) when (ex is ArgumentException || ex is IOException || ex is UnauthorizedAccessException || ex is InvalidOperationException)
+            {
+                Stop(new InvalidOperationException($"Nothing was sent: the transport ({transport}) cannot be set up: {ex.Message}", ex), "InvalidTransport", ErrorCategory.InvalidArgument);
             }
         }
 

@@ -31,7 +31,31 @@ namespace ResilientMail.Internal
                 JournalPath = s.Path,
             };
             info.Remaining = info.Pending + info.Deferred + Math.Max(0, unread);
+            info.InputComplete = s.InputComplete;
+            info.RowsRead = s.RowsRead;
+            info.NextStep = NextStep(info, s.Definition?.SourcePath == null, s.Definition?.Transport.NeedsCallerSecret == true, null);
             return info;
+        }
+
+        /// <summary>The command that continues a campaign, as a user would type it.</summary>
+        public static string ResumeCommand(string name, string? journalPath, bool needsTransport, bool pipeInput, string extra = "")
+        {
+            var command = $"Start-MailCampaign -Name '{name.Replace("'", "''")}' -Resume" +
+                          (journalPath != null ? $" -JournalPath '{journalPath.Replace("'", "''")}'" : "") +
+                          (needsTransport ? " -Transport $transport" : "") + extra;
+            return pipeInput ? "<the same input> | " + command : command;
+        }
+
+        /// <summary>What is left to do, as a command: resume, pipe the input again, or look at and resend the uncertain.</summary>
+        public static string? NextStep(MailCampaignInfo info, bool piped, bool needsTransport, string? journalPath)
+        {
+            bool moreInput = piped && !info.InputComplete;
+            if (info.State != "Completed" || info.Remaining > 0 || moreInput)
+                return ResumeCommand(info.Name, journalPath, needsTransport, moreInput);
+            if (info.Uncertain > 0)
+                return $"Get-MailCampaign -Name '{info.Name.Replace("'", "''")}' -Recipients -Status Uncertain; " +
+                       ResumeCommand(info.Name, journalPath, needsTransport, false, " -ResendUncertain");
+            return null;
         }
 
         /// <summary>This run's summary, from the runner's own counts (no replay of the journal).</summary>
@@ -56,11 +80,13 @@ namespace ResilientMail.Internal
             LastError = s.LastError,
             Transport = transport,
             JournalPath = s.JournalPath,
+            InputComplete = s.InputComplete,
+            RowsRead = s.RowsRead,
         };
 
         /// <summary>The state a journal was left in, from its run records.</summary>
         public static string StateOf(JournalSnapshot s) =>
-            s.Completed ? "Completed" : s.LastPause != null ? "Paused" : s.Stopped ? "Stopped" : s.Runs == 0 ? "New" : "Running";
+            s.Completed ? "Completed" : s.LastPause != null ? "Paused" : s.Stopped ? "Stopped" : s.Incomplete ? "Incomplete" : s.Runs == 0 ? "New" : "Running";
 
         public static string NameFromPath(string path)
         {

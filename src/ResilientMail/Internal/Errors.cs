@@ -43,6 +43,7 @@ namespace ResilientMail.Internal
                 case FailureReason.RecipientRejected: return ("RecipientRejected", ErrorCategory.InvalidArgument);
                 case FailureReason.SenderRejected: return ("SenderRejected", ErrorCategory.PermissionDenied);
                 case FailureReason.Rejected: return ("MessageRejected", ErrorCategory.InvalidOperation);
+                case FailureReason.MessageTooLarge: return ("MessageTooLarge", ErrorCategory.LimitsExceeded);
                 case FailureReason.ProviderSuspended: return ("SendingPaused", ErrorCategory.PermissionDenied);
                 case FailureReason.Protocol: return ("ProtocolError", ErrorCategory.ProtocolError);
                 case FailureReason.Timeout: return ("RetriesExhausted", ErrorCategory.OperationTimeout);
@@ -59,6 +60,7 @@ namespace ResilientMail.Internal
             FailureReason.Certificate => "Check -Port and the TLS mode (465 is SslOnConnect, 587 is StartTls), trust the server's certificate, or for a test server use -SkipCertificateCheck.",
             FailureReason.ConnectivityLost => "Check the network path to the server, then run the command again for the messages that were not sent.",
             FailureReason.RecipientRejected => "Check the recipient's address; the server will not take mail for it.",
+            FailureReason.MessageTooLarge => "Make the message smaller (fewer or smaller attachments, or a link to a file share instead); the server's limit is in its reply or its EHLO SIZE.",
             FailureReason.SenderRejected => "Check -From: the server (or provider) does not let this account send as that address, or the sender's domain is not verified.",
             FailureReason.Timeout when failure.Kind == FailureKind.Transient => "The server did not answer in time: check that it is up and not overloaded; -Timeout allows each attempt longer.",
             FailureReason.Network when failure.Kind == FailureKind.Transient => "Check -SmtpServer (or the transport's address) and port, that the server is running, and the network path (VPN, firewall, proxy).",

@@ -59,6 +59,8 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
     public int Connections => Volatile.Read(ref _connectionCount);
     public List<string> Accepted { get; } = new();
     public List<string> Log { get; } = new();
+    /// <summary>Every command line a client sent, as "connection:line" (AUTH lines without their secret).</summary>
+    public List<string> Commands { get; } = new();
 
 
     private async Task AcceptLoop()
@@ -103,6 +105,7 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
                 var line = await reader.ReadLineAsync(token);
                 if (line == null) return;
                 var verb = line.Length >= 4 ? line[..4].ToUpperInvariant() : line.ToUpperInvariant();
+                lock (Commands) Commands.Add($"{connection}:{(verb == "AUTH" ? string.Join(' ', line.Split(' ').Take(2)) : line)}");
                 message = Volatile.Read(ref _messageCount) + 1;
                 switch (verb)
                 {

@@ -11,17 +11,25 @@ namespace ResilientMail.Core.Transports.Http
 {
     /// <summary>
     /// HTTP failure classes (DESIGN.md, "Failure classes"): 408, 429, 5xx and network errors are transient;
-    /// 401/403 are an authentication failure that stops a campaign; other 4xx are permanent. A network error
+    /// 401/403 are an authentication failure that stops a campaign; other 4xx and every 3xx (redirects are never
+    /// followed) are permanent. A network error
     /// after the whole request body was written is ambiguous: the provider may have accepted the message.
     /// </summary>
     public static class HttpFailures
     {
-        public static Failure FromStatus(string provider, int status, string? detail, TimeSpan? retryAfter)
+        /// <param name="location">A redirect's Location header: named in the error, never followed.</param>
+        public static Failure FromStatus(string provider, int status, string? detail, TimeSpan? retryAfter, Uri? location = null)
         {
             var reply = string.IsNullOrWhiteSpace(detail) ? $"{status} {Phrase(status)}" : $"{status} {Phrase(status)}: {detail}";
             Failure Make(FailureKind kind, FailureReason reason, string message) =>
                 new Failure(kind, reason, message) { ServerReply = reply, StatusCode = status, RetryAfter = retryAfter };
 
+            // A provider API does not move: a redirect is a proxy, a captive portal or a wrong address. Following it would
+            // hand the whole message (recipients, body, the key's signature) to another host and call it sent.
+            if (status >= 300 && status < 400)
+                return Make(FailureKind.Permanent, FailureReason.Protocol,
+                    $"{provider} answered with a redirect ({status}{(location != null ? " to " + location : "")}); the message was not sent there. " +
+                    "Redirects from a mail API are never followed: check the address (-BaseUri / -EndpointUrl) and any proxy between here and the provider.");
             if (status == 429)
                 return Make(FailureKind.Transient, FailureReason.Throttled,
                     $"{provider} is rate limiting this account ({reply}); waiting {(retryAfter.HasValue ? $"{retryAfter.Value.TotalSeconds:0.#} s as it asked" : "with backoff")} before trying again.");
@@ -33,7 +41,7 @@ namespace ResilientMail.Core.Transports.Http
                 return Make(FailureKind.Permanent, FailureReason.Authentication,
                     $"{provider} refused the credentials ({reply}). Check the key and its permission to send mail.");
             if (status == 413)
-                return Make(FailureKind.Permanent, FailureReason.Rejected, $"{provider} refused the message as too large ({reply}).");
+                return Make(FailureKind.Permanent, FailureReason.MessageTooLarge, $"{provider} refused the message as too large ({reply}).");
             return Make(FailureKind.Permanent, FailureReason.Rejected, $"{provider} refused the message ({reply}).");
         }
 

@@ -18,6 +18,7 @@ namespace ResilientMail.Core.Transports.Http
     {
         private readonly BodyTracker _tracker;
 
+        /// <param name="handler">The HTTP stack (tests); it must not follow redirects (the default one does not).</param>
         protected HttpMailTransport(string provider, Uri baseUri, TimeSpan timeout, TimeProvider? time, HttpMessageHandler? handler)
         {
             if (baseUri == null) throw new ArgumentNullException(nameof(baseUri));
@@ -29,7 +30,7 @@ namespace ResilientMail.Core.Transports.Http
             Timeout = timeout;
             Time = time ?? TimeProvider.System;
             Endpoint = new Endpoint(baseUri.IdnHost, baseUri.Port);
-            _tracker = new BodyTracker(handler ?? new HttpClientHandler { AutomaticDecompression = DecompressionMethods.GZip | DecompressionMethods.Deflate });
+            _tracker = new BodyTracker(handler ?? new HttpClientHandler { AutomaticDecompression = DecompressionMethods.GZip | DecompressionMethods.Deflate, AllowAutoRedirect = false });
             Http = new HttpClient(_tracker) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
         }
 

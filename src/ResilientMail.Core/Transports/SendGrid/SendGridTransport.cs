@@ -62,7 +62,7 @@ namespace ResilientMail.Core.Transports.SendGrid
             }
             var body = response.Body == null ? "" : await response.Body.ReadAsStringAsync().ConfigureAwait(false);
             var retryAfter = response.Headers == null ? null : HttpFailures.RetryAfter(response.Headers, Time.GetUtcNow());
-            throw new MailDeliveryException(HttpFailures.FromStatus(Provider, status, ErrorText(body), retryAfter));
+            throw new MailDeliveryException(HttpFailures.FromStatus(Provider, status, ErrorText(body), retryAfter, response.Headers?.Location));
         }
 
         /// <summary>SendGrid's {"errors":[{"field":..,"message":..}]} as "field: message; message".</summary>

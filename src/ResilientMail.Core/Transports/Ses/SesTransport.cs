@@ -226,7 +226,7 @@ namespace ResilientMail.Core.Transports.Ses
                 case "MissingAuthenticationTokenException":
                     return Make(FailureKind.Permanent, FailureReason.Authentication, $"Amazon SES refused the credentials ({detail}). Check the keys or profile, the region, and the clock.");
             }
-            return HttpFailures.FromStatus("Amazon SES", status, detail, retryAfter);
+            return HttpFailures.FromStatus("Amazon SES", status, detail, retryAfter, headers.Location);
         }
 
         private static string? ErrorType(HttpResponseHeaders headers, string body)
