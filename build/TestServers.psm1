@@ -56,6 +56,39 @@ function Start-SesEmulator {
                        Emulator = $node; EmulatorUri = "http://127.0.0.1:$port"; EmulatorLog = $log }
 }
 
+function Start-ScriptedSmtp {
+    <#
+    The scripted SMTP server (tests/ResilientMail.TestServers, "smtp" role) on a free loopback port. Rules answer commands:
+    'Rcpt|b@example.com|550 5.1.1 User unknown|0' (phase|line contains|reply|times, 0 = always; "(reset)" drops the connection).
+    #>
+    param([string[]]$Rule = @(), [string]$Ehlo, [string]$Auth)
+    $log = Join-Path ([IO.Path]::GetTempPath()) "rm-smtp-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
+    $record = "$log.record.jsonl"
+    $arguments = @((Get-TestServersDll), 'smtp', '--record', $record)
+    foreach ($r in $Rule) { $arguments += @('--rule', "`"$r`"") }
+    if ($Ehlo) { $arguments += @('--ehlo', "`"$Ehlo`"") }
+    if ($Auth) { $arguments += @('--auth', "`"$Auth`"") }
+    $process = Start-Process -FilePath 'dotnet' -ArgumentList $arguments -PassThru -RedirectStandardOutput "$log.out" -RedirectStandardError "$log.err"
+    $deadline = [DateTime]::UtcNow.AddSeconds(60)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        if ($process.HasExited) { throw "The scripted SMTP server exited at start: $(Get-Content "$log.err" -Raw -ErrorAction SilentlyContinue)" }
+        $line = Get-Content "$log.out" -ErrorAction SilentlyContinue | Where-Object { $_ -match '^listening smtp://127\.0\.0\.1:(\d+)' } | Select-Object -First 1
+        if ($line -and $line -match ':(\d+)$') { return [pscustomobject]@{ Process = $process; Port = [int]$Matches[1]; Record = $record } }
+        Start-Sleep -Milliseconds 100
+    }
+    $process.Kill($true)
+    throw 'The scripted SMTP server did not start within 60 s.'
+}
+
+function Get-ScriptedSmtpRecord {
+    <# What the scripted server saw: Kind (command or message), Connection, Text; -Commands for the command lines only. #>
+    param([Parameter(Mandatory)]$Server, [switch]$Commands, [switch]$Messages)
+    $all = @(Get-Content $Server.Record -ErrorAction SilentlyContinue | Where-Object { $_ } | ForEach-Object { $_ | ConvertFrom-Json })
+    if ($Commands) { return @($all | Where-Object kind -eq 'command' | ForEach-Object text) }
+    if ($Messages) { return @($all | Where-Object kind -eq 'message' | ForEach-Object text) }
+    $all
+}
+
 function Get-SesStore {
     <# What the emulator holds: one object per email (from, destination, subject, body, attachments). #>
     param([Parameter(Mandatory)]$Ses)
@@ -95,4 +128,4 @@ function Stop-TestServer {
     }
 }
 
-Export-ModuleMember -Function Start-FakeSendGrid, Start-SesEmulator, Get-SesStore, Clear-SesStore, Get-FakeRequest, Add-FakeFault, Reset-Fake, Stop-TestServer
+Export-ModuleMember -Function Start-ScriptedSmtp, Get-ScriptedSmtpRecord, Start-FakeSendGrid, Start-SesEmulator, Get-SesStore, Clear-SesStore, Get-FakeRequest, Add-FakeFault, Reset-Fake, Stop-TestServer

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Time.Testing;
 using ResilientMail.Core.Delivery;
 using ResilientMail.Core.Resilience;
 using ResilientMail.Core.Tests.Support;
+using ResilientMail.TestServers;
 using ResilientMail.Core.Transports;
 
 namespace ResilientMail.Core.Tests;

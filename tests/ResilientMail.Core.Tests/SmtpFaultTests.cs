@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using ResilientMail.Core.Delivery;
 using ResilientMail.Core.Resilience;
 using ResilientMail.Core.Tests.Support;
+using ResilientMail.TestServers;
 using ResilientMail.Core.Transports;
 
 namespace ResilientMail.Core.Tests;

@@ -37,7 +37,7 @@ namespace ResilientMail.Commands
                     // Taking the journal's lock proves no run is using it.
                     using (CampaignJournal.Open(path)) { }
                     File.Delete(path);
-                    WriteVerbose($"Deleted {path}.");
+                    Streams.Verbose(this, $"Deleted {path}.");
                 }
                 catch (JournalLockedException ex)
                 {

@@ -127,6 +127,8 @@ namespace ResilientMail.Commands
         private Task? _sender;
         private int _received;
         private Outgoing? _stopped;
+        // Counted by the sender as each message ends, so that a Ctrl+C summary knows even what the pipeline thread has not shown yet.
+        private int _sentCount, _failedCount, _uncertainCount;
 
         /// <summary>A record on its way: a message to send, or a row that could not become one (reported in its turn).</summary>
         private sealed class Outgoing
@@ -166,7 +168,7 @@ namespace ResilientMail.Commands
             var start = $"Sending through {_courier.Transport.Description}; retries {options.Retry.MaxRetries}, timeout {transport.Timeout.TotalSeconds:0.#} s, " +
                         (options.Pacing.IsOff ? "no pacing." : $"gap {options.Pacing.MinGap.TotalSeconds:0.#}-{options.Pacing.MaxGap.TotalSeconds:0.#} s, pause {options.Pacing.BatchPause.TotalSeconds:0} s every {options.Pacing.BatchSize}.");
             OpenLog(start);
-            WriteVerbose(start);
+            Streams.Verbose(this, start);
             _queue = Channel.CreateBounded<Outgoing>(new BoundedChannelOptions(Capacity) { SingleReader = true, SingleWriter = true });
             var courier = _courier;
             var queue = _queue;
@@ -182,7 +184,14 @@ namespace ResilientMail.Commands
                 while (queue.TryRead(out var item))
                 {
                     if (queue.Count <= RoomAt) Wake(); // the pipeline thread may go on reading input
-                    if (item.Message != null) item.Result = await courier.DeliverAsync(item.Message, token).ConfigureAwait(false);
+                    if (item.Message != null)
+                    {
+                        try { item.Result = await courier.DeliverAsync(item.Message, token).ConfigureAwait(false); }
+                        catch (DeliveryCanceledException canceled) when (canceled.MayHaveBeenSent) { Interlocked.Increment(ref _uncertainCount); throw; }
+                    }
+                    Interlocked.Increment(ref item.Result == null ? ref _failedCount
+                        : ref item.Result.Status == DeliveryStatus.Sent || item.Result.Status == DeliveryStatus.PartiallySent ? ref _sentCount
+                        : ref item.Result.Status == DeliveryStatus.Uncertain ? ref _uncertainCount : ref _failedCount);
                     Post(() => Finished(item), urgent: false);
                     if (item.Result?.Failure?.StopsRun == true) return;
                 }
@@ -291,12 +300,21 @@ namespace ResilientMail.Commands
                 Await(token => courier.CloseAsync(token));
                 var end = $"Closed {courier.Transport.Description}. Sent {_status!.Sent}, failed {_status.Failed}, uncertain {_status.Uncertain}.";
                 Log?.End(end);
-                WriteVerbose(end);
+                Streams.Verbose(this, end);
             }
             _status?.Complete();
         }
 
         protected override void OnIdle() => _status?.Tick();
+
+        private protected override string? StoppedSummary()
+        {
+            if (_received == 0) return null;
+            int sent = Volatile.Read(ref _sentCount), failed = Volatile.Read(ref _failedCount), uncertain = Volatile.Read(ref _uncertainCount);
+            int notSent = Math.Max(0, _received - sent - failed - uncertain);
+            return $"Send-ResilientMail stopped: sent {sent}, failed {failed}, uncertain {uncertain}, not sent {notSent} of the {_received} message(s) read; " +
+                   "the rest of the input was not read." + (uncertain > 0 ? " An uncertain message was on its way when it stopped: check whether it arrived before sending it again." : "");
+        }
 
         protected override void ReleaseSending()
         {

@@ -83,7 +83,7 @@ namespace ResilientMail.Commands
 
             var definition = _previous.Definition ?? NewDefinition();
             if (exists && TemplatesDiffer(definition))
-                WriteWarning($"Campaign '{Name}' continues with the templates it started with; to change them, Remove-MailCampaign and start again.");
+                Streams.Warn(this, $"Campaign '{Name}' continues with the templates it started with; to change them, Remove-MailCampaign and start again.");
             _transport = Transport ?? TransportFromJournal(definition);
             // What would fail every row alike stops here, before anything is journaled or sent.
             try { CampaignRunner.CheckDefinition(definition); }
@@ -116,13 +116,13 @@ namespace ResilientMail.Commands
             if (ParameterSetName == "Path")
             {
                 using var csv = CsvRecords.Open(GetUnresolvedProviderPathFromPSPath(Path));
-                if (csv.Header.Count == 0) WriteWarning($"{Path} is empty: there is nothing to send.");
+                if (csv.Header.Count == 0) Streams.Warn(this, $"{Path} is empty: there is nothing to send.");
                 else Guard(() => _runner.CheckColumns(csv.Header));
             }
             var start = $"Campaign '{Name}': journal {journalPath}; {(exists ? $"resuming ({_previous.Count(RecipientState.Sent)} already sent)" : "new")}; via {_transport}; " +
                         $"{Concurrency} connection(s){(options.RateLimit != null ? ", at most " + options.RateLimit : "")}.";
             OpenLog(start);
-            WriteVerbose(start);
+            Streams.Verbose(this, start);
             _runner.Start($"{(exists ? "resume" : "start")} via {_transport}");
         }
 
@@ -152,7 +152,7 @@ namespace ResilientMail.Commands
                 {
                     // Resumed by name alone: the rows come from the journal itself. Rows an earlier run never read are not there.
                     if (definition.SourcePath == null && !_previous.InputComplete)
-                        WriteWarning($"Campaign '{Name}' took its rows from the pipeline, and no run read that input to its end: only the {_previous.RowsRead} row(s) read so far are in the journal. " +
+                        Streams.Warn(this, $"Campaign '{Name}' took its rows from the pipeline, and no run read that input to its end: only the {_previous.RowsRead} row(s) read so far are in the journal. " +
                                      $"To send the rest, pipe the same input again: {CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, true)} (rows already in the journal are skipped).");
                     if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, _previous.Rows);
                     Feed(() => ((IDisposable?)null, JournalSnapshot.PendingRows(_previous.Path).Select(r => Template.Row(r.Data))));
@@ -176,10 +176,10 @@ namespace ResilientMail.Commands
             Log?.End($"Campaign '{Name}' {info.State}: sent {info.Sent}, failed {info.Failed}, uncertain {info.Uncertain}, not yet sent {info.Remaining}.");
             WriteObject(info);
             if (summary.State == CampaignState.Incomplete)
-                WriteWarning($"Campaign '{Name}' has done every row it was given, but its input was never read to its end ({info.RowsRead} row(s) read): " +
+                Streams.Warn(this, $"Campaign '{Name}' has done every row it was given, but its input was never read to its end ({info.RowsRead} row(s) read): " +
                              $"rows after those were never seen. To send them, pipe the same input again: {info.NextStep} (rows already in the journal are skipped).");
             if (info.Uncertain > 0)
-                WriteWarning($"{info.Uncertain} recipient(s) of campaign '{Name}' are Uncertain: each message was on its way when a run stopped, and may or may not have arrived; " +
+                Streams.Warn(this, $"{info.Uncertain} recipient(s) of campaign '{Name}' are Uncertain: each message was on its way when a run stopped, and may or may not have arrived; " +
                              $"they were not sent again. List them: Get-MailCampaign -Name '{Name.Replace("'", "''")}' -Recipients -Status Uncertain. " +
                              $"Send them again (a recipient may then get it twice): {CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, false, " -ResendUncertain")}");
             if (summary.State == CampaignState.Paused) Paused(pausedBecause ?? summary.PauseReason ?? "paused", info);
@@ -274,8 +274,8 @@ namespace ResilientMail.Commands
             });
             if (o.Error is MessageValidationException invalid) WriteError(Errors.For(invalid, o.To));
             else if (o.Error != null && o.Failure != null && !o.Failure.StopsRun) WriteError(Errors.For(o.Error, o.Failure, o.To));
-            else if (o.Status == Core.Campaigns.CampaignRecipientStatus.Uncertain && o.Error == null) WriteWarning($"{o.To}: {o.Note}");
-            else if (o.Status == Core.Campaigns.CampaignRecipientStatus.Duplicate) WriteVerbose($"Row {o.Row}: {o.To} is a duplicate; sent once.");
+            else if (o.Status == Core.Campaigns.CampaignRecipientStatus.Uncertain && o.Error == null) Streams.Warn(this, $"{o.To}: {o.Note}");
+            else if (o.Status == Core.Campaigns.CampaignRecipientStatus.Duplicate) Streams.Verbose(this, $"Row {o.Row}: {o.To} is a duplicate; sent once.");
             // The row's recipient has it; a campaign-wide Cc or Bcc beside it did not: one error per such address.
             foreach (var refused in o.Failure == null ? o.Refused : new RecipientRefusal[0])
                 WriteError(Errors.For(new MailDeliveryException(refused.Failure), refused.Failure, refused.Address));
@@ -410,6 +410,16 @@ namespace ResilientMail.Commands
         }
 
         protected override void OnIdle() => _status?.Tick();
+
+        private protected override string? StoppedSummary()
+        {
+            if (_runner == null || _finished) return null;
+            var s = _runner.Summarize();
+            bool piped = ParameterSetName == "Pipeline" && (_previous?.Definition?.SourcePath == null);
+            var resume = CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, piped && !s.InputComplete);
+            return $"Campaign '{Name}' stopped: sent {s.Sent}, failed {s.Failed}, uncertain {s.Uncertain}, not yet sent {s.Remaining}" +
+                   (piped && !s.InputComplete ? ", plus the rows the pipeline had not handed over" : "") + $". Nothing is lost; resume with: {resume}";
+        }
 
         protected override void ReleaseSending()
         {

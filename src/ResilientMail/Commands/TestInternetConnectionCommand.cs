@@ -33,7 +33,7 @@ namespace ResilientMail.Commands
             if (endpoints.Length == 0) return;
             var probe = new TcpProbe();
             var timeout = TimeSpan.FromSeconds(TimeoutSeconds);
-            foreach (var e in endpoints) WriteVerbose($"Probing {e} (timeout {TimeoutSeconds} s).");
+            foreach (var e in endpoints) Streams.Verbose(this, $"Probing {e} (timeout {TimeoutSeconds} s).");
             var results = Await(token => Task.WhenAll(endpoints.Select(e => probe.ProbeAsync(e, timeout, token))));
             if (Quiet)
             {

@@ -97,10 +97,29 @@ namespace ResilientMail.Internal
         /// <summary>Releases the command's own resources (connections, runners, journals); the log is closed after it.</summary>
         protected virtual void ReleaseSending() { }
 
+        /// <summary>After Ctrl+C: one line that says what was sent and what was not (and how to go on). Null: nothing to say.</summary>
+        private protected virtual string? StoppedSummary() => null;
+
         protected sealed override void Release()
         {
             try { ReleaseSending(); }
-            finally { Log?.Dispose(); }
+            finally
+            {
+                try { if (StopToken.IsCancellationRequested) SayStopped(); }
+                finally { Log?.Dispose(); }
+            }
+        }
+
+        // The pipeline is stopped: its streams take nothing more, so the line goes to the host itself (and the log).
+        private void SayStopped()
+        {
+            string? line;
+            try { line = StoppedSummary(); }
+            catch (Exception) { return; } // never let the summary hide how the command ended
+            if (line == null) return;
+            Log?.End(line);
+            try { Host?.UI?.WriteWarningLine(line); }
+            catch (Exception ex) when (ex is System.Management.Automation.Host.HostException || ex is PSInvalidOperationException || ex is NotImplementedException) { }
         }
 
         /// <summary>The options record for Core, validated; a bad value is a terminating error.</summary>

@@ -60,18 +60,18 @@ namespace ResilientMail.Internal
 
         public void OnEvent(DeliveryEvent e)
         {
-            if (_verbose) _cmdlet.WriteVerbose($"{DateTime.Now.ToString("HH:mm:ss", CultureInfo.InvariantCulture)} {e.Text}");
+            if (_verbose) Streams.Verbose(_cmdlet, $"{DateTime.Now.ToString("HH:mm:ss", CultureInfo.InvariantCulture)} {e.Text}");
             switch (e.Kind)
             {
                 case DeliveryEventKind.WaitingForConnection:
-                    _cmdlet.WriteWarning(e.Text);
+                    Streams.Warn(_cmdlet, e.Text);
                     StartWait("Waiting for connection", e.Elapsed ?? TimeSpan.Zero, e.Limit ?? TimeSpan.Zero);
                     break;
                 case DeliveryEventKind.StillWaiting:
                     StartWait("Waiting for connection", e.Elapsed ?? TimeSpan.Zero, e.Limit ?? TimeSpan.Zero);
                     break;
                 case DeliveryEventKind.ConnectionRestored:
-                    _cmdlet.WriteWarning(e.Text);
+                    Streams.Warn(_cmdlet, e.Text);
                     EndWait();
                     break;
                 case DeliveryEventKind.Pause:
@@ -174,14 +174,14 @@ namespace ResilientMail.Internal
                     if (perMinute > 0) record.SecondsRemaining = (int)((total - Done) / perMinute * 60);
                 }
             }
-            _cmdlet.WriteProgress(record);
+            Streams.Progress(_cmdlet, record);
             _shown = true;
         }
 
         public void Complete()
         {
             if (!_shown) return;
-            _cmdlet.WriteProgress(new ProgressRecord(_activityId, _activity, "Done") { RecordType = ProgressRecordType.Completed });
+            Streams.Progress(_cmdlet, new ProgressRecord(_activityId, _activity, "Done") { RecordType = ProgressRecordType.Completed });
         }
 
         internal static string Clock(TimeSpan t) => t.TotalHours >= 1

@@ -1,8 +1,14 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
 using System.Net;
+using System.Threading;
+using System.Threading.Tasks;
 using System.Net.Sockets;
 using System.Text;
 
-namespace ResilientMail.Core.Tests.Support;
+namespace ResilientMail.TestServers;
 
 public enum Phase { Greeting, Ehlo, Mail, Rcpt, DataStart, DataEnd, Quit, Auth }
 
@@ -20,7 +26,8 @@ public sealed record Step(Phase Phase, int Connection, int Message, string Argum
 
 /// <summary>
 /// A tiny SMTP server on loopback whose replies are scripted per step, for fault tests:
-/// 4xx then 250, 5xx, silence, and resets before or after the message's final dot.
+/// 4xx then 250, 5xx, silence, and resets before or after the message's final dot. The xunit tests script it with a
+/// function; the Pester tests start it as the "smtp" role with rules (see Program.cs) and read what it recorded.
 /// </summary>
 public sealed class ScriptedSmtpServer : IAsyncDisposable
 {
@@ -61,6 +68,8 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
     public List<string> Log { get; } = new();
     /// <summary>Every command line a client sent, as "connection:line" (AUTH lines without their secret).</summary>
     public List<string> Commands { get; } = new();
+    /// <summary>Called with each command line and each accepted message, as they happen (the "smtp" role records them to a file).</summary>
+    public Action<string, int, string>? OnRecord { get; set; }
 
 
     private async Task AcceptLoop()
@@ -105,7 +114,9 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
                 var line = await reader.ReadLineAsync(token);
                 if (line == null) return;
                 var verb = line.Length >= 4 ? line[..4].ToUpperInvariant() : line.ToUpperInvariant();
-                lock (Commands) Commands.Add($"{connection}:{(verb == "AUTH" ? string.Join(' ', line.Split(' ').Take(2)) : line)}");
+                var said = verb == "AUTH" ? string.Join(' ', line.Split(' ').Take(2)) : line;
+                lock (Commands) Commands.Add($"{connection}:{said}");
+                OnRecord?.Invoke("command", connection, said);
                 message = Volatile.Read(ref _messageCount) + 1;
                 switch (verb)
                 {
@@ -142,6 +153,7 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
                         {
                             // Silent or reset after the dot: the server has the message, the client does not know it.
                             lock (Accepted) Accepted.Add(body.ToString());
+                            OnRecord?.Invoke("message", connection, body.ToString());
                             Interlocked.Increment(ref _messageCount);
                         }
                         lock (Log) Log.Add($"{connection}:DataEnd:{reaction.Reply ?? (reaction.Silent ? "(silent)" : reaction.Reset ? "(reset)" : "250")}");
