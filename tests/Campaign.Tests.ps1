@@ -176,7 +176,11 @@ Describe 'Campaigns that lose nobody' {
             }
             catch { $err = $_ }
             $err.FullyQualifiedErrorId | Should -Be 'CampaignPaused,ResilientMail.Commands.StartMailCampaignCommand'
-            $err.Exception.Message | Should -Match "<the same input> \| Start-MailCampaign -Name 'outage' -Resume"
+            # The resume command asks for the input again only when the pipeline had not been read to its end before the pause.
+            $paused = Get-MailCampaign -Name 'outage'
+            if ($paused.InputComplete) { $err.Exception.Message | Should -Match "resume with: Start-MailCampaign -Name 'outage' -Resume" }
+            else { $err.Exception.Message | Should -Match "<the same input> \| Start-MailCampaign -Name 'outage' -Resume" }
+            $paused.NextStep | Should -Be ($err.ErrorDetails.RecommendedAction)
             # The server died under a message in flight: that one may be Uncertain. Rows still upstream are not counted.
             $err.Exception.Message -match 'Sent (\d+), failed 0, not yet sent (\d+)(?:, uncertain (\d+))?' | Should -BeTrue
             [int]$Matches[1] | Should -Be 5

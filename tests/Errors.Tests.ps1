@@ -32,6 +32,9 @@ Describe 'Error messages say what happened and what to do' {
         $e = Catch-Error { Send-ResilientMail -SmtpServer 127.0.0.1 -Port $tls.SmtpPort -UseStartTls -Credential (New-TestCredential 'alice' 'Sup3r-Secret-P4ss') -From a@example.com -To b@example.com -Subject s -Body b -NoDelay -ErrorAction Stop }
         $e.FullyQualifiedErrorId | Should -BeLike 'TlsHandshakeFailed,*'
         $e.Exception.Message | Should -Match 'certificate is not trusted'
+        # smtp4dev's certificate is self-signed and made for localhost: both reasons are named.
+        $e.Exception.Message | Should -Match 'self-signed'
+        $e.Exception.Message | Should -Match 'is for localhost, not for 127\.0\.0\.1'
         $e.ErrorDetails.RecommendedAction | Should -Match 'trust the server''s certificate'
     }
 

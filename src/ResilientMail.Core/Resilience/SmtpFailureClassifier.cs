@@ -176,25 +176,40 @@ namespace ResilientMail.Core.Resilience
         public static string Explain(Transports.CertificateProblem p)
         {
             var host = p.Host ?? "the server";
-            if (p.NameMismatch)
-                return $"The server's certificate is for {(p.Names.Count > 0 ? string.Join(", ", p.Names) : p.Subject)}, not for {host}: connect by a name the certificate carries " +
-                       "(-SmtpServer), or have the certificate reissued with this name.";
-            if (p.Expired)
-                return $"The server's certificate is not valid at this time (valid until {p.NotAfter:yyyy-MM-dd HH:mm} UTC): it has expired or is not valid yet. " +
-                       "Have it renewed on the server, and check this machine's clock.";
             if (p.RevocationUnknown)
                 return $"The revocation status of the server's certificate could not be checked: the CA's revocation list (CRL) or OCSP responder did not answer " +
                        $"from this machine. The certificate is otherwise trusted ({p.Subject}). Make the CRL/OCSP address reachable (proxy, firewall) " +
                        "or publish the CA's CRL where this machine can read it; -SkipCertificateCheck would turn off every check, not only this one.";
-            if (p.SelfSigned)
-                return $"The server's certificate is not trusted: it is self-signed ({p.Subject}). That is common on internal relays (port 25 with STARTTLS). " +
-                       "Trust that certificate on this machine (add it to the trusted root certificates), or, for a relay on your own network, " +
-                       "-SkipCertificateCheck keeps the encryption without checking the certificate.";
-            if (p.Untrusted)
-                return $"The server's certificate is not trusted: it was issued by {p.Issuer}, a CA this machine does not trust. " +
-                       "Install that CA's root certificate on this machine, or for a test server use -SkipCertificateCheck.";
-            return $"The server's certificate is not trusted ({p.Chain}{(p.Errors != System.Net.Security.SslPolicyErrors.None ? ", " + p.Errors : "")}; {p.Subject}). " +
-                   "Trust the issuing CA on this machine, or for a test server use -SkipCertificateCheck.";
+            // Every reason at once: a self-signed certificate for another name is both, and either alone would mislead.
+            var reasons = new System.Collections.Generic.List<string>();
+            var advice = new System.Collections.Generic.List<string>();
+            if (p.Untrusted && p.SelfSigned)
+            {
+                reasons.Add($"it is self-signed ({p.Subject})");
+                advice.Add("That is common on internal relays (port 25 with STARTTLS): trust that certificate on this machine (add it to the trusted root certificates), " +
+                           "or, for a relay on your own network, -SkipCertificateCheck keeps the encryption without checking the certificate.");
+            }
+            else if (p.Untrusted)
+            {
+                reasons.Add($"it was issued by {p.Issuer}, a CA this machine does not trust");
+                advice.Add("Install that CA's root certificate on this machine, or for a test server use -SkipCertificateCheck.");
+            }
+            if (p.NameMismatch)
+            {
+                reasons.Add($"it is for {(p.Names.Count > 0 ? string.Join(", ", p.Names) : p.Subject)}, not for {host}");
+                advice.Add("Connect by a name the certificate carries (-SmtpServer), or have the certificate reissued with this name.");
+            }
+            if (p.Expired)
+            {
+                reasons.Add($"it is not valid at this time (valid until {p.NotAfter:yyyy-MM-dd HH:mm})");
+                advice.Add("Have it renewed on the server, and check this machine's clock.");
+            }
+            if (reasons.Count == 0)
+            {
+                reasons.Add($"{p.Chain}{(p.Errors != System.Net.Security.SslPolicyErrors.None ? ", " + p.Errors : "")} ({p.Subject})");
+                advice.Add("Trust the issuing CA on this machine, or for a test server use -SkipCertificateCheck.");
+            }
+            return $"The server's certificate is not trusted: {string.Join("; and ", reasons)}. {string.Join(" ", advice)}";
         }
     }
 }

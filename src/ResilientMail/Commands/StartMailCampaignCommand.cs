@@ -292,7 +292,7 @@ namespace ResilientMail.Commands
 
         private void Paused(string reason, MailCampaignInfo info)
         {
-            bool piped = ParameterSetName == "Pipeline" && _received;
+            bool piped = ParameterSetName == "Pipeline" && _received && !info.InputComplete;
             var resume = info.NextStep ?? CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, piped);
             var message = $"Campaign '{Name}' paused: {reason} Sent {info.Sent}, failed {info.Failed}, not yet sent {info.Remaining}" +
                           (info.Uncertain > 0 ? $", uncertain {info.Uncertain}" : "") +

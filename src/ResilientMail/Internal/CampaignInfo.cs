@@ -33,7 +33,9 @@ namespace ResilientMail.Internal
             info.Remaining = info.Pending + info.Deferred + Math.Max(0, unread);
             info.InputComplete = s.InputComplete;
             info.RowsRead = s.RowsRead;
-            info.NextStep = NextStep(info, s.Definition?.SourcePath == null, s.Definition?.Transport.NeedsCallerSecret == true, null);
+            // A journal outside the default folder is named in the command, as it was given to Start-MailCampaign.
+            var own = string.Equals(Path.GetFullPath(s.Path), Path.GetFullPath(CampaignJournal.DefaultPath(info.Name)), StringComparison.Ordinal) ? null : s.Path;
+            info.NextStep = NextStep(info, s.Definition?.SourcePath == null, s.Definition?.Transport.NeedsCallerSecret == true, own);
             return info;
         }
 
