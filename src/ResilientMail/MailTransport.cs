@@ -45,7 +45,7 @@ namespace ResilientMail
         public bool HasCredential => _credential != null || _apiKey != null;
         /// <summary>Where the secret comes from, in words: "parameter", "environment variable SENDGRID_API_KEY", "AWS profile mailer", ...</summary>
         public string? CredentialSource { get; private set; }
-        public TimeSpan Timeout { get; private set; } = TimeSpan.FromSeconds(30);
+        public TimeSpan Timeout { get; private set; } = Defaults.Timeout;
         public string? PickupDirectory { get; private set; }
         /// <summary>SendGrid's API root.</summary>
         public Uri? BaseUri { get; private set; }

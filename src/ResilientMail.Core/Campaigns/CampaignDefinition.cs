@@ -14,7 +14,7 @@ namespace ResilientMail.Core.Campaigns
         public bool SkipCertificateCheck { get; init; }
         /// <summary>The user name only; the password is never written anywhere.</summary>
         public string? UserName { get; init; }
-        public double TimeoutSeconds { get; init; } = 30;
+        public double TimeoutSeconds { get; init; } = Defaults.Timeout.TotalSeconds;
         public string? PickupDirectory { get; init; }
         /// <summary>SendGrid's API root.</summary>
         public string? BaseUri { get; init; }

@@ -39,7 +39,7 @@ namespace ResilientMail.Core.Campaigns
         /// <summary>Connections (workers) sending at once.</summary>
         public int Concurrency { get; init; } = 1;
         /// <summary>Pause after this many failures in a row (0: never).</summary>
-        public int MaxConsecutiveFailures { get; init; } = 10;
+        public int MaxConsecutiveFailures { get; init; } = Defaults.MaxConsecutiveFailures;
         public bool RetryFailed { get; init; }
         public bool ResendUncertain { get; init; }
         /// <summary>Keep each row's columns in the journal so a resume needs no input (on by default).</summary>
@@ -217,7 +217,7 @@ namespace ResilientMail.Core.Campaigns
         {
             _stop = new CancellationTokenSource();
             _queue = Channel.CreateBounded<WorkItem>(new BoundedChannelOptions(_options.Concurrency * MaxDeclaredAhead) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
-            _journal.Run("run-started", description);
+            _journal.Run(RecordKind.RunStarted, description);
             if (_previous.InputCompleteByLegacy)
                 _journal.InputEnd(_previous.RowsRead, "A journal of an earlier version, whose run completed: its input was read to the end.");
             _workers = Enumerable.Range(0, _options.Concurrency).Select(i => Task.Run(() => WorkAsync(_stop.Token))).ToArray();
@@ -332,7 +332,7 @@ namespace ResilientMail.Core.Campaigns
         {
             if (Interlocked.CompareExchange(ref _pauseReason, reason, null) != null) return;
             _pauseFailure = failure;
-            _journal.Run("paused", reason);
+            _journal.Run(RecordKind.Paused, reason);
         }
 
         // One gate for every connection: one outage is one wait, one warning and one "back", however many workers see it.
@@ -520,8 +520,8 @@ namespace ResilientMail.Core.Campaigns
             await Task.WhenAll(_workers).ConfigureAwait(false);
             if (!IsPaused)
             {
-                if (HasWholeInput) _journal.Run("completed");
-                else _journal.Run("incomplete", $"Every row read so far is done, but the input was never read to its end ({Math.Max(_previous.RowsRead, Interlocked.Read(ref _rowsRead))} rows read).");
+                if (HasWholeInput) _journal.Run(RecordKind.Completed);
+                else _journal.Run(RecordKind.Incomplete, $"Every row read so far is done, but the input was never read to its end ({Math.Max(_previous.RowsRead, Interlocked.Read(ref _rowsRead))} rows read).");
             }
             return Summarize();
         }
@@ -533,7 +533,7 @@ namespace ResilientMail.Core.Campaigns
             _queue?.Writer.TryComplete();
             try { await Task.WhenAll(_workers).ConfigureAwait(false); }
             catch (Exception) { /* cancelled */ }
-            try { _journal.Run("stopped", "Stopped by the user."); } catch (ObjectDisposedException) { }
+            try { _journal.Run(RecordKind.Stopped, "Stopped by the user."); } catch (ObjectDisposedException) { }
         }
 
         public CampaignSummary Summarize()

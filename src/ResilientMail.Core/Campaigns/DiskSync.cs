@@ -80,7 +80,7 @@ namespace ResilientMail.Core.Campaigns
                 if (RuntimeInformation.IsOSPlatform(OSPlatform.Windows))
                 {
                     // The boot time, to the minute (both readings are taken in the same call, so they agree within it).
-                    var boot = DateTimeOffset.UtcNow - TimeSpan.FromMilliseconds(GetTickCount64());
+                    var boot = TimeProvider.System.GetUtcNow() - TimeSpan.FromMilliseconds(GetTickCount64()); // the OS boot is on the real clock, always
                     return "windows:" + boot.ToString("yyyyMMddHHmm", System.Globalization.CultureInfo.InvariantCulture);
                 }
             }

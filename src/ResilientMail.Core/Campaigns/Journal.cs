@@ -12,6 +12,14 @@ namespace ResilientMail.Core.Campaigns
     /// <summary>The fate of one recipient in the journal. "Pending" is a row that was read but not yet handed on.</summary>
     public enum RecipientState : byte { Pending, Sending, Sent, FailedTransient, FailedPermanent, Uncertain }
 
+    /// <summary>The kinds of journal record ("state"), one set shared by the writer and the reader.</summary>
+    public static class RecordKind
+    {
+        public const string Definition = "definition", RunStarted = "run-started", Paused = "paused", Stopped = "stopped", Completed = "completed",
+            Incomplete = "incomplete", InputEnd = "input-end", Pending = "pending", Duplicate = "duplicate", Intent = "intent", Sending = "sending",
+            Released = "released", Sent = "sent", Deferred = "deferred", Failed = "failed", Uncertain = "uncertain";
+    }
+
     /// <summary>The journal is locked by another run of the same campaign.</summary>
     public sealed class JournalLockedException : IOException
     {
@@ -37,19 +45,16 @@ namespace ResilientMail.Core.Campaigns
             PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         };
 
+        private readonly Logging.JsonLinesWriter _lines;
         private readonly FileStream _file;
-        private readonly TimeProvider _time;
-        private readonly object _lock = new object();
-        private readonly MemoryStream _buffer = new MemoryStream(512);
-        private readonly Utf8JsonWriter _json;
-        private bool _disposed;
+        private readonly object _lock;
 
         private CampaignJournal(string path, FileStream file, TimeProvider time)
         {
             Path = path;
+            _lines = new Logging.JsonLinesWriter(file, time);
             _file = file;
-            _time = time;
-            _json = new Utf8JsonWriter(_buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+            _lock = _lines.Lock;
         }
 
         public string Path { get; }
@@ -141,7 +146,7 @@ namespace ResilientMail.Core.Campaigns
         private static readonly HashSet<string> OpenHere = new HashSet<string>(StringComparer.Ordinal);
 
         public void WriteDefinition(CampaignDefinition definition) =>
-            Write("definition", null, w =>
+            Write(RecordKind.Definition, null, w =>
             {
                 w.WritePropertyName("campaign");
                 JsonSerializer.Serialize(w, definition, Json);
@@ -153,7 +158,7 @@ namespace ResilientMail.Core.Campaigns
         public void Run(string what, string? text = null) => Write(what, null, w =>
         {
             if (text != null) w.WriteString("text", text);
-            if (what == "run-started")
+            if (what == RecordKind.RunStarted)
             {
                 w.WriteNumber("format", Format);
                 if (BootId.Current != null) w.WriteString("boot", BootId.Current);
@@ -161,7 +166,7 @@ namespace ResilientMail.Core.Campaigns
         }, durable: true);
 
         /// <summary>The campaign's input was read to its end: every row of it is in the journal (before this record).</summary>
-        public void InputEnd(long rows, string? text = null) => Write("input-end", null, w =>
+        public void InputEnd(long rows, string? text = null) => Write(RecordKind.InputEnd, null, w =>
         {
             w.WriteNumber("rows", rows);
             if (text != null) w.WriteString("text", text);
@@ -169,7 +174,7 @@ namespace ResilientMail.Core.Campaigns
 
         /// <summary>Buffered: the next durable record (a "sending") carries it to disk before anything is sent.</summary>
         public void Pending(string key, long row, IEnumerable<KeyValuePair<string, object?>>? data) =>
-            Write("pending", key, flush: false, body: w =>
+            Write(RecordKind.Pending, key, flush: false, body: w =>
             {
                 w.WriteNumber("row", row);
                 if (data != null)
@@ -180,7 +185,7 @@ namespace ResilientMail.Core.Campaigns
                 }
             });
 
-        public void Duplicate(string key, long row) => Write("duplicate", key, flush: false, body: w => w.WriteNumber("row", row));
+        public void Duplicate(string key, long row) => Write(RecordKind.Duplicate, key, flush: false, body: w => w.WriteNumber("row", row));
 
         /// <summary>
         /// The message is about to be sent: written, then forced to disk on a pool thread (the task ends when it
@@ -193,15 +198,15 @@ namespace ResilientMail.Core.Campaigns
         {
             lock (_lock)
             {
-                foreach (var (key, to) in messages) Write("intent", key, w => w.WriteString("to", to), flush: false);
-                if (_disposed) throw new ObjectDisposedException(nameof(CampaignJournal));
+                foreach (var (key, to) in messages) Write(RecordKind.Intent, key, w => w.WriteString("to", to), flush: false);
+                if (_lines.IsDisposed) throw new ObjectDisposedException(nameof(CampaignJournal));
                 _file.Flush(false); // to the OS in one write; Sync then forces it to disk
             }
             return Task.Run(Sync);
         }
 
         /// <summary>Handed to the transport now. Written, not forced: the intent before it is on disk already.</summary>
-        public void Sending(string key, string to) => Write("sending", key, w => w.WriteString("to", to));
+        public void Sending(string key, string to) => Write(RecordKind.Sending, key, w => w.WriteString("to", to));
 
         /// <summary>Forces everything written so far to disk without holding the lock while the disk works.</summary>
         private void Sync()
@@ -209,7 +214,7 @@ namespace ResilientMail.Core.Campaigns
             SafeFileHandle handle;
             lock (_lock)
             {
-                if (_disposed) throw new ObjectDisposedException(nameof(CampaignJournal));
+                if (_lines.IsDisposed) throw new ObjectDisposedException(nameof(CampaignJournal));
                 handle = _file.SafeFileHandle; // the buffer was written to the OS by Write
             }
             if (DiskSync.TrySync(handle)) return;
@@ -217,11 +222,11 @@ namespace ResilientMail.Core.Campaigns
         }
 
         /// <summary>The send was cancelled before any of the message left: the recipient is pending again.</summary>
-        public void Released(string key) => Write("released", key, null);
+        public void Released(string key) => Write(RecordKind.Released, key, null);
 
         /// <param name="refused">Other recipients of the message (a campaign-wide Cc or Bcc) that did not get it: kept as "refused".</param>
         public void Sent(string key, string? messageId, string? reply, int attempts, TimeSpan duration, IReadOnlyList<Resilience.RecipientRefusal>? refused = null) =>
-            Write("sent", key, w =>
+            Write(RecordKind.Sent, key, w =>
             {
                 if (messageId != null) w.WriteString("messageId", messageId);
                 if (reply != null) w.WriteString("reply", reply);
@@ -243,7 +248,7 @@ namespace ResilientMail.Core.Campaigns
 
         /// <param name="flush">False for a row refused before sending: losing that record to a crash only means it is checked again.</param>
         public void Failed(string key, bool permanent, string reason, string error, int attempts, bool flush = true) =>
-            Write(permanent ? "failed" : "deferred", key, flush: flush, body: w =>
+            Write(permanent ? RecordKind.Failed : RecordKind.Deferred, key, flush: flush, body: w =>
             {
                 w.WriteString("reason", reason);
                 w.WriteString("error", error);
@@ -251,7 +256,7 @@ namespace ResilientMail.Core.Campaigns
             });
 
         public void Uncertain(string key, string? messageId, string error, int attempts) =>
-            Write("uncertain", key, w =>
+            Write(RecordKind.Uncertain, key, w =>
             {
                 if (messageId != null) w.WriteString("messageId", messageId);
                 w.WriteString("error", error);
@@ -260,33 +265,22 @@ namespace ResilientMail.Core.Campaigns
 
         private void Write(string state, string? key, Action<Utf8JsonWriter>? body, bool durable = false, bool flush = true)
         {
-            lock (_lock)
+            bool written = _lines.Write(w =>
             {
-                if (_disposed) throw new ObjectDisposedException(nameof(CampaignJournal));
-                _buffer.SetLength(0);
-                _json.Reset(_buffer);
-                _json.WriteStartObject();
-                _json.WriteString("at", _time.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture));
-                _json.WriteString("state", state);
-                if (key != null) _json.WriteString("key", key);
-                body?.Invoke(_json);
-                _json.WriteEndObject();
-                _json.Flush();
-                _buffer.WriteByte((byte)'\n');
-                _file.Write(_buffer.GetBuffer(), 0, (int)_buffer.Length);
-                if (flush || durable) _file.Flush(durable);
-            }
+                w.WriteString("state", state);
+                if (key != null) w.WriteString("key", key);
+                body?.Invoke(w);
+            }, flush, durable);
+            if (!written) throw new ObjectDisposedException(nameof(CampaignJournal));
         }
 
         public void Dispose()
         {
             lock (_lock)
             {
-                if (_disposed) return;
-                _disposed = true;
+                if (_lines.IsDisposed) return;
                 try { _file.Flush(true); } catch (IOException) { }
-                _json.Dispose();
-                _file.Dispose();
+                _lines.Dispose();
                 Forget(Path);
             }
         }

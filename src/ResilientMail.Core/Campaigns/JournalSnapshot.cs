@@ -117,14 +117,14 @@ namespace ResilientMail.Core.Campaigns
             var seen = new HashSet<ulong>();
             foreach (var line in Lines(path))
             {
-                if (line.IndexOf("\"state\":\"pending\"", StringComparison.Ordinal) < 0) continue;
                 JsonDocument doc;
                 try { doc = JsonDocument.Parse(line); }
                 catch (JsonException) { continue; }
                 using (doc)
                 {
                     var root = doc.RootElement;
-                    var key = root.GetProperty("key").GetString() ?? "";
+                    if (root.ValueKind != JsonValueKind.Object || Str(root, "state") != RecordKind.Pending) continue;
+                    var key = Str(root, "key") ?? "";
                     if (!seen.Add(RecipientKey.Hash(key))) continue;
                     var data = new List<KeyValuePair<string, object?>>();
                     if (root.TryGetProperty("data", out var d) && d.ValueKind == JsonValueKind.Object)
@@ -167,22 +167,22 @@ namespace ResilientMail.Core.Campaigns
             string? key = e.TryGetProperty("key", out var k) ? k.GetString() : null;
             switch (state)
             {
-                case "definition":
+                case RecordKind.Definition:
                     if (e.TryGetProperty("campaign", out var def)) Definition = JsonSerializer.Deserialize<CampaignDefinition>(def.GetRawText(), CampaignJournal.Json);
                     return;
-                case "run-started":
+                case RecordKind.RunStarted:
                     Runs++; Completed = false; Stopped = false; Incomplete = false; LastPause = null; _runBoot = Str(e, "boot");
                     if (e.TryGetProperty("format", out _)) _formatKnown = true;
                     return;
-                case "paused": LastPause = Text(e); Completed = false; return;
-                case "stopped": Stopped = true; return;
-                case "completed": Completed = true; LastPause = null; return;
-                case "incomplete": Incomplete = true; LastPause = null; return;
-                case "input-end":
+                case RecordKind.Paused: LastPause = Text(e); Completed = false; return;
+                case RecordKind.Stopped: Stopped = true; return;
+                case RecordKind.Completed: Completed = true; LastPause = null; return;
+                case RecordKind.Incomplete: Incomplete = true; LastPause = null; return;
+                case RecordKind.InputEnd:
                     _inputEnd = true;
                     if (e.TryGetProperty("rows", out var ir) && ir.GetInt64() > RowsRead) RowsRead = ir.GetInt64();
                     return;
-                case "duplicate":
+                case RecordKind.Duplicate:
                     long duplicateRow = e.TryGetProperty("row", out var dr) ? dr.GetInt64() : 0;
                     _duplicateRows.Add(RecipientKey.Hash((key ?? "") + "#" + duplicateRow));
                     if (duplicateRow > RowsRead) RowsRead = duplicateRow;
@@ -190,42 +190,42 @@ namespace ResilientMail.Core.Campaigns
             }
             if (key == null) return;
             ulong h = RecipientKey.Hash(key);
-            if (state == "intent")
+            if (state == RecordKind.Intent)
             {
                 // Decided when the whole journal has been read (ResolveIntents); until then it is as it was.
                 _intents[h] = _runBoot;
                 if (!_states.ContainsKey(h)) _states[h] = RecipientState.Pending;
                 return;
             }
-            if (state != "pending") _intents.Remove(h);
+            if (state != RecordKind.Pending) _intents.Remove(h);
             RecipientState? next = state switch
             {
-                "pending" => _states.ContainsKey(h) ? (RecipientState?)null : RecipientState.Pending,
-                "sending" => RecipientState.Sending,
-                "released" => RecipientState.Pending,
-                "sent" => RecipientState.Sent,
-                "deferred" => RecipientState.FailedTransient,
-                "failed" => RecipientState.FailedPermanent,
-                "uncertain" => RecipientState.Uncertain,
+                RecordKind.Pending => _states.ContainsKey(h) ? (RecipientState?)null : RecipientState.Pending,
+                RecordKind.Sending => RecipientState.Sending,
+                RecordKind.Released => RecipientState.Pending,
+                RecordKind.Sent => RecipientState.Sent,
+                RecordKind.Deferred => RecipientState.FailedTransient,
+                RecordKind.Failed => RecipientState.FailedPermanent,
+                RecordKind.Uncertain => RecipientState.Uncertain,
                 _ => null,
             };
-            if (state == "pending" && !_states.ContainsKey(h)) Rows++;
-            if (state == "pending" && e.TryGetProperty("row", out var pr) && pr.GetInt64() > RowsRead) RowsRead = pr.GetInt64();
+            if (state == RecordKind.Pending && !_states.ContainsKey(h)) Rows++;
+            if (state == RecordKind.Pending && e.TryGetProperty("row", out var pr) && pr.GetInt64() > RowsRead) RowsRead = pr.GetInt64();
             if (next == null) return;
             _states[h] = next.Value;
-            if (state == "deferred" || state == "failed" || state == "uncertain") LastError = Str(e, "error");
+            if (state == RecordKind.Deferred || state == RecordKind.Failed || state == RecordKind.Uncertain) LastError = Str(e, "error");
 
             if (Recipients == null) return;
             if (!Recipients.TryGetValue(key, out var r)) Recipients[key] = r = new RecipientRecord { Key = key };
             r.State = next.Value;
             r.Updated = at;
-            if (state == "pending" && e.TryGetProperty("row", out var row)) r.Row = row.GetInt64();
+            if (state == RecordKind.Pending && e.TryGetProperty("row", out var row)) r.Row = row.GetInt64();
             if (e.TryGetProperty("to", out var to)) r.To = to.GetString();
             if (e.TryGetProperty("attempts", out var att)) r.Attempts = att.GetInt32();
             if (e.TryGetProperty("messageId", out var mid)) r.MessageId = mid.GetString();
             if (e.TryGetProperty("reply", out var rep)) r.Reply = rep.GetString();
             if (e.TryGetProperty("reason", out var rea)) r.Reason = rea.GetString();
-            if (state == "sent") r.Error = null;
+            if (state == RecordKind.Sent) r.Error = null;
             if (e.TryGetProperty("error", out var err)) r.Error = err.GetString();
         }
 
@@ -235,13 +235,18 @@ namespace ResilientMail.Core.Campaigns
         /// </summary>
         internal void ResolveIntents(string? currentBoot)
         {
+            // One pass over the intents, one over the recipients' details: linear in the journal's size.
+            Dictionary<ulong, RecipientRecord>? byHash = null;
+            if (Recipients != null && _intents.Count > 0)
+            {
+                byHash = new Dictionary<ulong, RecipientRecord>(Recipients.Count);
+                foreach (var r in Recipients.Values) byHash[RecipientKey.Hash(r.Key)] = r;
+            }
             foreach (var intent in _intents)
             {
                 if (intent.Value != null && intent.Value == currentBoot) continue; // stays as it was before the intent
                 _states[intent.Key] = RecipientState.Sending;
-                if (Recipients == null) continue;
-                foreach (var r in Recipients.Values)
-                    if (RecipientKey.Hash(r.Key) == intent.Key) { r.State = RecipientState.Sending; break; }
+                if (byHash != null && byHash.TryGetValue(intent.Key, out var record)) record.State = RecipientState.Sending;
             }
             _intents.Clear();
         }

@@ -1,7 +1,5 @@
 using System;
-using System.Globalization;
 using System.IO;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using ResilientMail.Core.Delivery;
 
@@ -17,21 +15,16 @@ namespace ResilientMail.Core.Logging
     /// </summary>
     public sealed class RunLog : IDisposable
     {
-        private readonly object _lock = new object();
-        private readonly FileStream _file;
-        private readonly MemoryStream _buffer = new MemoryStream(512);
-        private readonly Utf8JsonWriter _json;
+        private readonly JsonLinesWriter _lines;
         private readonly string _run = Guid.NewGuid().ToString("n").Substring(0, 12);
         private readonly string _cmdlet;
-        private bool _disposed;
 
-        public RunLog(string path, string cmdlet)
+        public RunLog(string path, string cmdlet, TimeProvider? time = null)
         {
             var full = System.IO.Path.GetFullPath(path);
             var dir = System.IO.Path.GetDirectoryName(full);
             if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-            _file = new FileStream(full, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 4096);
-            _json = new Utf8JsonWriter(_buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+            _lines = new JsonLinesWriter(new FileStream(full, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 4096), time);
             _cmdlet = cmdlet;
             Path = full;
         }
@@ -74,37 +67,15 @@ namespace ResilientMail.Core.Logging
             _ => kind.ToString().ToLowerInvariant(),
         };
 
-        private void Write(string name, string text, Action<Utf8JsonWriter>? body)
+        private void Write(string name, string text, Action<Utf8JsonWriter>? body) => _lines.Write(w =>
         {
-            lock (_lock)
-            {
-                if (_disposed) return;
-                _buffer.SetLength(0);
-                _json.Reset(_buffer);
-                _json.WriteStartObject();
-                _json.WriteString("at", DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture));
-                _json.WriteString("run", _run);
-                _json.WriteString("cmdlet", _cmdlet);
-                _json.WriteString("event", name);
-                _json.WriteString("text", text);
-                body?.Invoke(_json);
-                _json.WriteEndObject();
-                _json.Flush();
-                _buffer.WriteByte((byte)'\n');
-                _file.Write(_buffer.GetBuffer(), 0, (int)_buffer.Length);
-                _file.Flush();
-            }
-        }
+            w.WriteString("run", _run);
+            w.WriteString("cmdlet", _cmdlet);
+            w.WriteString("event", name);
+            w.WriteString("text", text);
+            body?.Invoke(w);
+        });
 
-        public void Dispose()
-        {
-            lock (_lock)
-            {
-                if (_disposed) return;
-                _disposed = true;
-                _json.Dispose();
-                _file.Dispose();
-            }
-        }
+        public void Dispose() => _lines.Dispose();
     }
 }

@@ -18,11 +18,11 @@ namespace ResilientMail.Core.Resilience
     /// <summary>Retry of transient failures. Defaults from the spec: 3 retries, 1 s base, doubling, 60 s cap, jitter.</summary>
     public sealed record RetryOptions
     {
-        public int MaxRetries { get; init; } = 3;
-        public TimeSpan BaseDelay { get; init; } = TimeSpan.FromSeconds(1);
-        public TimeSpan MaxDelay { get; init; } = TimeSpan.FromSeconds(60);
+        public int MaxRetries { get; init; } = Defaults.MaxRetries;
+        public TimeSpan BaseDelay { get; init; } = Defaults.RetryBaseDelay;
+        public TimeSpan MaxDelay { get; init; } = Defaults.RetryMaxDelay;
         /// <summary>Each delay is spread uniformly within ±this fraction of its nominal value, so many senders do not retry in step.</summary>
-        public double JitterFraction { get; init; } = 0.2;
+        public double JitterFraction { get; init; } = Defaults.RetryJitter;
         /// <summary>Retry a send whose outcome is unknown (Ambiguous). Off by default: a duplicate email cannot be taken back, an Uncertain result can be checked.</summary>
         public bool RetryAmbiguous { get; init; }
 
@@ -46,11 +46,11 @@ namespace ResilientMail.Core.Resilience
     /// <summary>Connection-aware sending. Defaults from the spec: 5 s probe, re-check every 10 s, give up after 5 min.</summary>
     public sealed record ConnectivityOptions
     {
-        public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromSeconds(5);
-        public TimeSpan CheckInterval { get; init; } = TimeSpan.FromSeconds(10);
-        public TimeSpan WaitTimeout { get; init; } = TimeSpan.FromMinutes(5);
+        public TimeSpan ProbeTimeout { get; init; } = Defaults.ProbeTimeout;
+        public TimeSpan CheckInterval { get; init; } = Defaults.ConnectionCheckInterval;
+        public TimeSpan WaitTimeout { get; init; } = Defaults.ConnectionWaitTimeout;
         /// <summary>After this long without a successful send, probe before the next one (the path may have gone while idle).</summary>
-        public TimeSpan IdleThreshold { get; init; } = TimeSpan.FromSeconds(60);
+        public TimeSpan IdleThreshold { get; init; } = Defaults.IdleThreshold;
 
         public ConnectivityOptions Validate()
         {
@@ -65,10 +65,10 @@ namespace ResilientMail.Core.Resilience
     /// <summary>Anti-spam pacing. Defaults from the spec: a random 1-3 s gap, and a 30 s pause after every 50 messages.</summary>
     public sealed record PacingOptions
     {
-        public TimeSpan MinGap { get; init; } = TimeSpan.FromSeconds(1);
-        public TimeSpan MaxGap { get; init; } = TimeSpan.FromSeconds(3);
-        public int BatchSize { get; init; } = 50;
-        public TimeSpan BatchPause { get; init; } = TimeSpan.FromSeconds(30);
+        public TimeSpan MinGap { get; init; } = Defaults.MinGap;
+        public TimeSpan MaxGap { get; init; } = Defaults.MaxGap;
+        public int BatchSize { get; init; } = Defaults.BatchSize;
+        public TimeSpan BatchPause { get; init; } = Defaults.BatchPause;
 
         public static PacingOptions None { get; } = new PacingOptions { MinGap = TimeSpan.Zero, MaxGap = TimeSpan.Zero, BatchSize = 0, BatchPause = TimeSpan.Zero };
 

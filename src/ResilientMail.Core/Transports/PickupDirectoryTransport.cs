@@ -24,22 +24,25 @@ namespace ResilientMail.Core.Transports
             return options;
         }
 
-        public PickupDirectoryTransport(string directory)
+        public PickupDirectoryTransport(string directory, TimeProvider? time = null)
         {
+            _time = time ?? TimeProvider.System;
             if (string.IsNullOrWhiteSpace(directory)) throw new ArgumentException("A pickup directory is required.", nameof(directory));
             _directory = Path.GetFullPath(directory);
             System.IO.Directory.CreateDirectory(_directory);
         }
 
+        private readonly TimeProvider _time;
+
         public string Directory => _directory;
         public string Description => $"pickup directory {_directory}";
         /// <summary>No network: nothing to probe.</summary>
         public Endpoint? Endpoint => null;
-        public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+        public TimeSpan Timeout { get; init; } = Defaults.Timeout;
 
         public Task<Receipt> SendAsync(MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken)
         {
-            var name = $"{DateTime.UtcNow:yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}.eml";
+            var name = $"{_time.GetUtcNow():yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}.eml";
             var final = Path.Combine(_directory, name);
             var temp = Path.Combine(_directory, "." + name + ".tmp");
             try

@@ -33,7 +33,7 @@ namespace ResilientMail.Core.Transports
         /// <summary>An OAuth2 access token: SASL XOAUTH2 as <see cref="OAuthUser"/> instead of a password (Microsoft 365, Gmail).</summary>
         public Secret? OAuthToken { get; init; }
         public string? OAuthUser { get; init; }
-        public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+        public TimeSpan Timeout { get; init; } = Defaults.Timeout;
         /// <summary>The name sent in EHLO; MailKit picks the machine's name when null.</summary>
         public string? LocalDomain { get; init; }
 

@@ -53,7 +53,7 @@ namespace ResilientMail.Commands
 
         [Parameter]
         [TimeSpanArgument]
-        public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+        public TimeSpan Timeout { get; set; } = Core.Defaults.Timeout;
 
         /// <summary>Write each message as an .eml file into this folder instead of sending it.</summary>
         [Parameter(Mandatory = true, ParameterSetName = "Pickup")]

@@ -114,7 +114,7 @@ namespace ResilientMail.Commands
         /// <summary>The limit on each SMTP attempt.</summary>
         [Parameter(ParameterSetName = "Smtp")]
         [TimeSpanArgument]
-        public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+        public TimeSpan Timeout { get; set; } = Core.Defaults.Timeout;
 
         private Courier? _courier;
         private string _description = "";

@@ -61,7 +61,7 @@ namespace ResilientMail.Commands
         [Parameter] public string? RateLimit { get; set; }
         [Parameter] [ValidateRange(1, 64)] public int Concurrency { get; set; } = 1;
         /// <summary>Pause after this many failures in a row (0: never).</summary>
-        [Parameter] [ValidateRange(0, int.MaxValue)] public int MaxConsecutiveFailures { get; set; } = 10;
+        [Parameter] [ValidateRange(0, int.MaxValue)] public int MaxConsecutiveFailures { get; set; } = Core.Defaults.MaxConsecutiveFailures;
 
         private CampaignRunner? _runner;
         private CampaignJournal? _journal;

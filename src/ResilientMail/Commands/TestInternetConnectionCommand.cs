@@ -21,7 +21,7 @@ namespace ResilientMail.Commands
 
         [Parameter]
         [ValidateRange(1, 300)]
-        public int TimeoutSeconds { get; set; } = 5;
+        public int TimeoutSeconds { get; set; } = (int)Core.Defaults.ProbeTimeout.TotalSeconds;
 
         /// <summary>Return only $true (at least one target answered) or $false.</summary>
         [Parameter]
@@ -47,7 +47,7 @@ namespace ResilientMail.Commands
     internal static class ConnectivityDefaults
     {
         /// <summary>The spec's default target (a public DNS server). Sending cmdlets probe their own server instead.</summary>
-        public const string Target = "8.8.8.8:53";
+        public const string Target = Core.Defaults.ProbeTarget;
 
         public static Endpoint[] ParseTargets(Cmdlet cmdlet, string[] targets)
         {

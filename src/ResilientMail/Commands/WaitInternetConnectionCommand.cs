@@ -19,15 +19,15 @@ namespace ResilientMail.Commands
         /// <summary>How long to wait at most (default 5 minutes).</summary>
         [Parameter]
         [TimeSpanArgument]
-        public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(5);
+        public TimeSpan Timeout { get; set; } = Core.Defaults.ConnectionWaitTimeout;
 
         [Parameter]
         [TimeSpanArgument]
-        public TimeSpan CheckInterval { get; set; } = TimeSpan.FromSeconds(10);
+        public TimeSpan CheckInterval { get; set; } = Core.Defaults.ConnectionCheckInterval;
 
         [Parameter]
         [ValidateRange(1, 300)]
-        public int TimeoutSeconds { get; set; } = 5;
+        public int TimeoutSeconds { get; set; } = (int)Core.Defaults.ProbeTimeout.TotalSeconds;
 
         /// <summary>Write the probe result of the target that answered.</summary>
         [Parameter]

@@ -14,15 +14,15 @@ namespace ResilientMail.Internal
         /// <summary>Retries after the first attempt for transient failures.</summary>
         [Parameter]
         [ValidateRange(0, 100)]
-        public int MaxRetries { get; set; } = 3;
+        public int MaxRetries { get; set; } = Core.Defaults.MaxRetries;
 
         [Parameter]
         [TimeSpanArgument]
-        public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(1);
+        public TimeSpan RetryBaseDelay { get; set; } = Core.Defaults.RetryBaseDelay;
 
         [Parameter]
         [TimeSpanArgument]
-        public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(60);
+        public TimeSpan RetryMaxDelay { get; set; } = Core.Defaults.RetryMaxDelay;
 
         /// <summary>Also retry sends whose outcome is unknown (the connection died after the whole message was sent).</summary>
         [Parameter]
@@ -34,15 +34,15 @@ namespace ResilientMail.Internal
 
         [Parameter]
         [TimeSpanArgument]
-        public TimeSpan ConnectionWaitTimeout { get; set; } = TimeSpan.FromMinutes(5);
+        public TimeSpan ConnectionWaitTimeout { get; set; } = Core.Defaults.ConnectionWaitTimeout;
 
         [Parameter]
         [TimeSpanArgument]
-        public TimeSpan ConnectionCheckInterval { get; set; } = TimeSpan.FromSeconds(10);
+        public TimeSpan ConnectionCheckInterval { get; set; } = Core.Defaults.ConnectionCheckInterval;
 
         [Parameter]
         [TimeSpanArgument]
-        public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(5);
+        public TimeSpan ProbeTimeout { get; set; } = Core.Defaults.ProbeTimeout;
 
         /// <summary>No gaps and no batch pauses: for transactional sends.</summary>
         [Parameter]
@@ -50,19 +50,19 @@ namespace ResilientMail.Internal
 
         [Parameter]
         [TimeSpanArgument]
-        public TimeSpan MinGap { get; set; } = TimeSpan.FromSeconds(1);
+        public TimeSpan MinGap { get; set; } = Core.Defaults.MinGap;
 
         [Parameter]
         [TimeSpanArgument]
-        public TimeSpan MaxGap { get; set; } = TimeSpan.FromSeconds(3);
+        public TimeSpan MaxGap { get; set; } = Core.Defaults.MaxGap;
 
         [Parameter]
         [ValidateRange(0, int.MaxValue)]
-        public int BatchSize { get; set; } = 50;
+        public int BatchSize { get; set; } = Core.Defaults.BatchSize;
 
         [Parameter]
         [TimeSpanArgument]
-        public TimeSpan BatchPause { get; set; } = TimeSpan.FromSeconds(30);
+        public TimeSpan BatchPause { get; set; } = Core.Defaults.BatchPause;
 
         /// <summary>A JSON-lines log of every attempt, backoff, probe, wait and result, for unattended runs (appended; no secrets).</summary>
         [Parameter]

@@ -22,7 +22,7 @@ namespace ResilientMail.Core.Transports.SendGrid
         public Secret? ApiKey { get; init; }
         /// <summary>The API's root: the global endpoint by default, the EU one (https://api.eu.sendgrid.com) or a test server.</summary>
         public Uri BaseUri { get; init; } = DefaultBaseUri;
-        public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+        public TimeSpan Timeout { get; init; } = Defaults.Timeout;
     }
 
     /// <summary>

@@ -27,7 +27,7 @@ namespace ResilientMail.Core.Transports.Ses
         /// <summary>Explicit keys: the access key id and its secret. Both or neither.</summary>
         public string? AccessKeyId { get; init; }
         public Secret? SecretAccessKey { get; init; }
-        public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+        public TimeSpan Timeout { get; init; } = Defaults.Timeout;
 
         /// <summary>The region this configuration resolves to, or an error that says how to name one.</summary>
         public string ResolveRegion()
