@@ -154,7 +154,10 @@ grace@example.com,Grace
 
     It 'deletes a journal with Remove-MailCampaign' {
         New-Rows 1 'rm' | Start-MailCampaign -Name 'to-remove' @common -Subject 's' -Body 'b' | Out-Null
+        $journal = (Get-MailCampaign -Name 'to-remove').JournalPath
+        $journal | Should -Exist # first prove there was something to remove
         Remove-MailCampaign -Name 'to-remove' -Confirm:$false
+        $journal | Should -Not -Exist
         Get-MailCampaign -Name 'to-remove' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
     }
 }

@@ -26,6 +26,7 @@ Describe 'Error messages say what happened and what to do' {
         $e.FullyQualifiedErrorId | Should -BeLike 'TlsHandshakeFailed,*'
         $e.Exception.Message | Should -Match 'does not offer STARTTLS'
         $e.Exception.Message | Should -Match '587'
+        "$e" | Should -Match '-UseStartTls on 587' # what the user sees names the parameters (Core's message names none)
     }
 
     It '3. A certificate this machine does not trust' {

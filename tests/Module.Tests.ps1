@@ -34,16 +34,62 @@ Describe 'The built module' {
         foreach ($c in Get-Command -Module ResilientMail) { $c.OutputType | Should -Not -BeNullOrEmpty -Because $c.Name }
     }
 
-    It 'has SupportsShouldProcess on Send-ResilientMail' {
-        (Get-Command Send-ResilientMail).Parameters.Keys | Should -Contain 'WhatIf'
+    It 'has SupportsShouldProcess on every cmdlet that sends or deletes' {
+        foreach ($name in 'Send-ResilientMail', 'Start-MailCampaign', 'Remove-MailCampaign') {
+            (Get-Command $name).Parameters.Keys | Should -Contain 'WhatIf' -Because $name
+            (Get-Command $name).Parameters.Keys | Should -Contain 'Confirm' -Because $name
+        }
     }
 
     It 'exposes no third-party or Core type in a public cmdlet-assembly signature' {
-        $asm = [ResilientMail.Commands.SendResilientMailCommand].Assembly
-        $leaks = foreach ($t in $asm.GetExportedTypes()) {
-            foreach ($p in $t.GetProperties()) { if ($p.PropertyType.Assembly.GetName().Name -match '^(MailKit|MimeKit|Polly|SendGrid|AWSSDK|BouncyCastle|ResilientMail\.Core)') { "$($t.Name).$($p.Name)" } }
+        # Every public signature: base types, properties, fields, method parameters and return types, constructors.
+        $foreign = '^(MailKit|MimeKit|Polly|SendGrid|AWSSDK|BouncyCastle|Microsoft\.Bcl|System\.Threading\.Channels|ResilientMail\.Core)'
+        function Test-Foreign([type]$Type) {
+            if ($null -eq $Type) { return $false }
+            if ($Type.HasElementType) { return Test-Foreign $Type.GetElementType() }
+            if ($Type.IsGenericType -and @($Type.GetGenericArguments() | Where-Object { Test-Foreign $_ }).Count -gt 0) { return $true }
+            $Type.Assembly.GetName().Name -match $foreign
         }
+        $asm = [ResilientMail.Commands.SendResilientMailCommand].Assembly
+        $public = [System.Reflection.BindingFlags]'Public, Instance, Static, DeclaredOnly'
+        $checked = 0
+        $leaks = foreach ($t in $asm.GetExportedTypes()) {
+            if (Test-Foreign $t.BaseType) { "$($t.Name) : $($t.BaseType)" }
+            foreach ($p in $t.GetProperties($public)) { $checked++; if (Test-Foreign $p.PropertyType) { "$($t.Name).$($p.Name)" } }
+            foreach ($f in $t.GetFields($public)) { $checked++; if (Test-Foreign $f.FieldType) { "$($t.Name).$($f.Name)" } }
+            foreach ($m in @($t.GetMethods($public)) + @($t.GetConstructors())) {
+                $checked++
+                if ($m -is [System.Reflection.MethodInfo] -and (Test-Foreign $m.ReturnType)) { "$($t.Name).$($m.Name) returns $($m.ReturnType)" }
+                foreach ($a in $m.GetParameters()) { if (Test-Foreign $a.ParameterType) { "$($t.Name).$($m.Name)($($a.Name))" } }
+            }
+        }
+        $checked | Should -BeGreaterThan 100 # it looked at the whole surface
         $leaks | Should -BeNullOrEmpty
+    }
+
+    It 'maps every member of the Core enums that have a PowerShell twin, by name' {
+        $core = [System.Runtime.Loader.AssemblyLoadContext]::All.Assemblies | Where-Object { $_.GetName().Name -eq 'ResilientMail.Core' } | Select-Object -First 1
+        $core | Should -Not -BeNullOrEmpty
+        $mapping = [ResilientMail.MailTransport].Assembly.GetType('ResilientMail.Internal.OutputMapping')
+        $pairs = @(
+            @{ Core = 'ResilientMail.Core.Delivery.DeliveryStatus'; Twin = [ResilientMail.MailDeliveryStatus] }
+            @{ Core = 'ResilientMail.Core.Campaigns.CampaignRecipientStatus'; Twin = [ResilientMail.CampaignRecipientStatus] }
+            @{ Core = 'ResilientMail.Core.Transports.SmtpSecurity'; Twin = [ResilientMail.MailSecurity] }
+            @{ Core = 'ResilientMail.Core.Messages.MessagePriority'; Twin = [ResilientMail.MailPriority] }
+        )
+        foreach ($pair in $pairs) {
+            $coreType = $core.GetType($pair.Core, $true)
+            # The same members on both sides: a member added to one side fails here.
+            ([enum]::GetNames($coreType) | Sort-Object) | Should -Be ([enum]::GetNames($pair.Twin) | Sort-Object) -Because $pair.Core
+            # And each maps to its namesake in the direction the code maps it.
+            $toTwin = $mapping.GetMethod('Of', [type[]]@($coreType))
+            $fromTwin = $mapping.GetMethod('Of', [type[]]@($pair.Twin))
+            ($toTwin -or $fromTwin) | Should -BeTrue -Because "OutputMapping maps $($pair.Core)"
+            foreach ($name in [enum]::GetNames($coreType)) {
+                if ($toTwin) { "$($toTwin.Invoke($null, @([enum]::Parse($coreType, $name))))" | Should -Be $name }
+                if ($fromTwin) { "$($fromTwin.Invoke($null, @([enum]::Parse($pair.Twin, $name))))" | Should -Be $name }
+            }
+        }
     }
 }
 

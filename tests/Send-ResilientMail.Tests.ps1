@@ -137,7 +137,7 @@ Describe 'STARTTLS and authentication' {
         $err | Should -Not -BeNullOrEmpty
         $err.FullyQualifiedErrorId | Should -Be 'TlsHandshakeFailed,ResilientMail.Commands.SendResilientMailCommand'
         $err.Exception.Message | Should -Match 'certificate'
-        $err.Exception.Message | Should -Match 'SkipCertificateCheck'
+        "$err" | Should -Match 'SkipCertificateCheck'
         (Get-Smtp4devMessage $tls | Where-Object subject -eq 'untrusted') | Should -BeNullOrEmpty
     }
 

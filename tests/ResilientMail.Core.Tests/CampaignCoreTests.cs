@@ -36,6 +36,7 @@ public sealed class CampaignCoreTests : IDisposable
     private Run Start(Func<int, Exception?>? outcome = null, CampaignOptions? options = null, CampaignDefinition? definition = null)
     {
         var run = new Run();
+        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch.AddYears(56)); // fake time: nothing in these tests waits on the clock
         var previous = JournalSnapshot.Load(JournalFile);
         run.Journal = CampaignJournal.Open(JournalFile);
         if (previous.Definition == null) run.Journal.WriteDefinition(definition ?? Definition);
@@ -44,10 +45,10 @@ public sealed class CampaignCoreTests : IDisposable
         opts = opts with { Pacing = PacingOptions.None, Courier = opts.Courier with { Retry = new RetryOptions { MaxRetries = 0 } } };
         run.Runner = new CampaignRunner(previous.Definition ?? definition ?? Definition, run.Journal, previous, _ =>
         {
-            var t = new ScriptedTransport(TimeProvider.System, _ => (outcome ?? (_ => null))(Interlocked.Increment(ref sends)));
+            var t = new ScriptedTransport(time, _ => (outcome ?? (_ => null))(Interlocked.Increment(ref sends)));
             lock (run.Transports) run.Transports.Add(t);
             return t;
-        }, opts, new ClockProbe(TimeProvider.System, _ => true), TimeProvider.System, new Random(1), null, o => { lock (run.Outcomes) run.Outcomes.Add(o); });
+        }, opts, new ClockProbe(time, _ => true), time, new Random(1), null, o => { lock (run.Outcomes) run.Outcomes.Add(o); });
         run.Runner.Start("test");
         return run;
     }
@@ -112,7 +113,7 @@ public sealed class CampaignCoreTests : IDisposable
         var auth = new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.Authentication, "535 5.7.8 bad credentials"));
         using var run = Start(_ => auth);
         await run.Runner.SubmitAsync(Row("a@example.com"), 1, default);
-        await Task.Delay(200);
+        Assert.True(await Eventually.Until(() => run.Runner.IsPaused));
         await Assert.ThrowsAsync<CampaignPausedException>(async () => { for (int i = 2; i < 100; i++) await run.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default); });
         var summary = await run.Runner.CompleteAsync();
 
@@ -127,12 +128,20 @@ public sealed class CampaignCoreTests : IDisposable
     public async Task Ten_consecutive_transient_failures_pause_the_campaign()
     {
         using var run = Start(_ => ScriptedTransport.Transient("451 4.3.0 try later"));
-        await Assert.ThrowsAsync<CampaignPausedException>(async () => { for (int i = 1; i < 100; i++) { await run.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default); await Task.Delay(5); } });
+        // One row at a time, each waited for until it was attempted: the tenth failure in a row pauses, and nothing after it is sent.
+        await Assert.ThrowsAsync<CampaignPausedException>(async () =>
+        {
+            for (int i = 1; i < 100; i++)
+            {
+                await run.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default);
+                Assert.True(await Eventually.Until(() => run.Transports.Sum(t => t.AttemptTimes.Count) >= i || run.Runner.IsPaused));
+            }
+        });
         var summary = await run.Runner.CompleteAsync();
 
         Assert.Equal(CampaignState.Paused, summary.State);
         Assert.Contains("10 messages in a row failed", summary.PauseReason);
-        Assert.InRange(run.Transports.Sum(t => t.AttemptTimes.Count), 10, 14);
+        Assert.Equal(10, run.Transports.Sum(t => t.AttemptTimes.Count));
         Assert.True(summary.Remaining > 0);
     }
 
@@ -435,14 +444,19 @@ public sealed class JournalTests : IDisposable
     {
         using (var j = CampaignJournal.Open(_file))
         {
-            j.WriteDefinition(new CampaignDefinition { Name = "n", From = "a@example.com", Transport = new TransportSettings { Host = "h", Port = 25, UserName = "alice" } });
+            j.WriteDefinition(new CampaignDefinition { Name = "n", From = "a@example.com", Transport = new Transports.SmtpDescription { Host = "h", Port = 25, UserName = "alice", Secret = Transports.SecretSource.Caller } });
             j.Failed("a@example.com", true, "RecipientRejected", "550 \"no\" user", 1);
         }
         var lines = File.ReadAllLines(_file);
         Assert.Equal(2, lines.Length);
         foreach (var line in lines) System.Text.Json.JsonDocument.Parse(line).Dispose();
         Assert.DoesNotContain("password", string.Join("\n", lines), StringComparison.OrdinalIgnoreCase);
-        Assert.Equal("alice", JournalSnapshot.Load(_file).Definition!.Transport.UserName);
+        var transport = Assert.IsType<Transports.SmtpDescription>(JournalSnapshot.Load(_file).Definition!.Transport);
+        Assert.Equal("alice", transport.UserName);
+        Assert.True(transport.NeedsCallerSecret);
+        // The same flat shape as every earlier journal ("kind", "host", ..., "secretFrom"), so the previous version resumes it.
+        Assert.Contains("\"transport\":{\"kind\":\"Smtp\",\"host\":\"h\",\"port\":25", lines[0]);
+        Assert.Contains("\"secretFrom\":\"Parameter\"", lines[0]);
     }
 }
 

@@ -20,11 +20,12 @@ public class ClassificationTests
 
         var needsAuth = SmtpFailureClassifier.Classify(new MailKit.ServiceNotAuthenticatedException("Authentication is required"), false);
         Assert.Equal((FailureKind.Permanent, FailureReason.Authentication), (needsAuth.Kind, needsAuth.Reason));
-        Assert.Contains("-Credential", needsAuth.Message);
+        Assert.Equal(Remedy.Credentials, needsAuth.Remedy);
 
         var refused = SmtpFailureClassifier.Classify(new SocketException((int)SocketError.ConnectionRefused), false);
         Assert.Equal((FailureKind.Transient, FailureReason.Network), (refused.Kind, refused.Reason));
-        Assert.Contains("Check -SmtpServer and -Port", refused.Message);
+        Assert.Contains("Check the server's name and port", refused.Message);
+        Assert.Equal(Remedy.ServerAddress, refused.Remedy);
     }
 
     [Theory]
@@ -86,7 +87,7 @@ public class ClassificationTests
         var tls = SmtpFailureClassifier.Classify(new System.Security.Authentication.AuthenticationException("remote certificate invalid"), false);
         Assert.Equal(FailureReason.Certificate, tls.Reason);
         Assert.True(tls.StopsRun);
-        Assert.Contains("SkipCertificateCheck", tls.Message);
+        Assert.True(tls.Remedy.HasFlag(Remedy.SkipCertificateCheck));
     }
 
     [Fact]
@@ -95,5 +96,26 @@ public class ClassificationTests
         Assert.True(SmtpFailureClassifier.Classify(new SocketException((int)SocketError.ConnectionRefused), false).SuggestsOutage);
         Assert.False(SmtpFailureClassifier.FromReply(451, "try later").SuggestsOutage);
         Assert.False(SmtpFailureClassifier.FromReply(550, "no").SuggestsOutage);
+    }
+
+    [Fact]
+    public void Core_messages_name_no_PowerShell_parameter()
+    {
+        // Core says what happened; the cmdlets say which of their parameters changes it (Remedy).
+        var failures = new[]
+        {
+            SmtpFailureClassifier.Classify(new NotSupportedException("The SMTP server does not support the STARTTLS extension."), false),
+            SmtpFailureClassifier.Classify(new NotSupportedException("The SMTP server does not support authentication."), false),
+            SmtpFailureClassifier.Classify(new MailKit.ServiceNotAuthenticatedException("Authentication is required"), false),
+            SmtpFailureClassifier.Classify(new SocketException((int)SocketError.ConnectionRefused), false),
+            SmtpFailureClassifier.Classify(new SocketException((int)SocketError.HostNotFound), false),
+            SmtpFailureClassifier.Classify(new System.Security.Authentication.AuthenticationException("remote certificate invalid"), false),
+            Core.Transports.Http.HttpFailures.FromStatus("SendGrid", 307, null, null, new Uri("https://elsewhere.example.com/")),
+        };
+        foreach (var f in failures)
+        {
+            Assert.DoesNotMatch(@"(^|\s|\()-[A-Z][A-Za-z]+", f.Message);
+            Assert.NotEqual(Remedy.None, f.Remedy);
+        }
     }
 }

@@ -314,7 +314,8 @@ public class SendGridTransportTests
         using var courier = Courier(new SendGridTransport(new SendGridOptions { ApiKey = new Secret(Key), BaseUri = new Uri($"http://127.0.0.1:{port}") }), events);
 
         var sending = courier.DeliverAsync(Clock.Message(), default);
-        await Task.Delay(400);
+        // It has met the refused port and is now waiting (the retry or the connectivity wait), not finished.
+        Assert.True(await Eventually.Until(() => { lock (events) return events.Any(e => e.Kind == DeliveryEventKind.Retry || e.Kind == DeliveryEventKind.WaitingForConnection); }));
         Assert.False(sending.IsCompleted);
         hold.Free();
         await using var server = await FakeHttpServer.StartAsync(Role.SendGrid, port, Key);
@@ -444,7 +445,8 @@ public class SesTransportTests
             Region = "eu-west-1", EndpointUrl = new Uri($"http://127.0.0.1:{port}"), AccessKeyId = AccessKey, SecretAccessKey = new Secret(SecretKey),
         }), events);
         var sending = later.DeliverAsync(Clock.Message(), default);
-        await Task.Delay(400);
+        // It has met the refused port and is now waiting (the retry or the connectivity wait), not finished.
+        Assert.True(await Eventually.Until(() => { lock (events) return events.Any(e => e.Kind == DeliveryEventKind.Retry || e.Kind == DeliveryEventKind.WaitingForConnection); }));
         Assert.False(sending.IsCompleted);
         hold.Free();
         await using var server = await FakeHttpServer.StartAsync(Role.Proxy, port, upstream: new Uri("http://127.0.0.1:9"));

@@ -3,43 +3,6 @@ using System.Collections.Generic;
 
 namespace ResilientMail.Core.Campaigns
 {
-    /// <summary>Where a campaign's mail goes, without any secret: enough to rebuild the transport on resume.</summary>
-    public sealed record TransportSettings
-    {
-        /// <summary>"Smtp", "PickupDirectory", "SendGrid" or "Ses".</summary>
-        public string Kind { get; init; } = "Smtp";
-        public string? Host { get; init; }
-        public int Port { get; init; }
-        public string? Security { get; init; }
-        public bool SkipCertificateCheck { get; init; }
-        /// <summary>The user name only; the password is never written anywhere.</summary>
-        public string? UserName { get; init; }
-        public double TimeoutSeconds { get; init; } = Defaults.Timeout.TotalSeconds;
-        public string? PickupDirectory { get; init; }
-        /// <summary>SendGrid's API root.</summary>
-        public string? BaseUri { get; init; }
-        /// <summary>SES: the region, an endpoint override and the named profile.</summary>
-        public string? Region { get; init; }
-        public string? EndpointUrl { get; init; }
-        public string? ProfileName { get; init; }
-        /// <summary>
-        /// Where the secret came from: "Parameter" (the caller must pass the transport again on resume),
-        /// "Environment" (SENDGRID_API_KEY, read again), or null (none, or the AWS chain/profile, resolved again).
-        /// </summary>
-        public string? SecretFrom { get; init; }
-
-        /// <summary>A resume must be handed the transport again, since its secret is never stored.</summary>
-        public bool NeedsCallerSecret => SecretFrom == "Parameter" || Kind == "Smtp" && UserName != null;
-
-        public override string ToString() => Kind switch
-        {
-            "PickupDirectory" => $"pickup directory {PickupDirectory}",
-            "SendGrid" => $"SendGrid {BaseUri}",
-            "Ses" => $"Amazon SES {Region}{(EndpointUrl != null ? " at " + EndpointUrl : "")}{(ProfileName != null ? ", profile " + ProfileName : "")}",
-            _ => $"smtp://{Host}:{Port} ({Security}{(UserName != null ? ", user " + UserName : "")})",
-        };
-    }
-
     /// <summary>What a campaign sends: written as the first record of its journal so that a resume needs only the name.</summary>
     public sealed record CampaignDefinition
     {
@@ -61,7 +24,8 @@ namespace ResilientMail.Core.Campaigns
         public string? AddressColumn { get; init; }
         /// <summary>The CSV the rows came from, when -Path was used.</summary>
         public string? SourcePath { get; init; }
-        public TransportSettings Transport { get; init; } = new TransportSettings();
+        /// <summary>Where its mail goes, without any secret (the journal's "transport", in the same shape as every earlier version).</summary>
+        public Transports.TransportDescription Transport { get; init; } = new Transports.SmtpDescription();
         public DateTimeOffset Created { get; init; }
     }
 }

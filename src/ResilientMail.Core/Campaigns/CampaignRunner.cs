@@ -189,6 +189,8 @@ namespace ResilientMail.Core.Campaigns
         }
 
         public bool IsPaused => Volatile.Read(ref _pauseReason) != null;
+        /// <summary>The failure that paused the run, when one did (the circuit breaker's last, an outage, refused credentials).</summary>
+        public Failure? PauseFailure => IsPaused ? _pauseFailure : null;
         public long SkippedAlreadySent => Interlocked.Read(ref _skippedSent);
 
         /// <summary>Checks the input's columns against every placeholder, the address column and the key column.</summary>
@@ -197,7 +199,7 @@ namespace ResilientMail.Core.Campaigns
             var set = new HashSet<string>(columns, StringComparer.OrdinalIgnoreCase);
             _addressColumn ??= RecipientKey.FindAddressColumn(set);
             if (_addressColumn == null)
-                throw new CampaignSetupException($"The input has no address column: name one of {string.Join(", ", RecipientKey.AddressColumns)}, or use -AddressColumn. Columns: {string.Join(", ", set)}.");
+                throw new CampaignSetupException($"The input has no address column: name one of {string.Join(", ", RecipientKey.AddressColumns)}, or name the column that holds the addresses. Columns: {string.Join(", ", set)}.");
             if (!set.Contains(_addressColumn))
                 throw new CampaignSetupException($"The input has no column '{_addressColumn}' for the recipients' addresses.");
             if (_definition.KeyColumn != null && !set.Contains(_definition.KeyColumn))
@@ -229,7 +231,7 @@ namespace ResilientMail.Core.Campaigns
             ThrowIfPaused();
             if (!_columnsChecked) CheckColumns(row.Keys);
             if (rowNumber > _rowsRead) Interlocked.Exchange(ref _rowsRead, rowNumber);
-            var address = row.TryGetValue(_addressColumn!, out var a) ? a?.ToString()?.Trim() ?? "" : "";
+            var address = RecipientKey.AddressOf(row, _addressColumn);
             var key = _definition.KeyColumn != null
                 ? (row.TryGetValue(_definition.KeyColumn, out var k) ? k?.ToString()?.Trim() ?? "" : "")
                 : RecipientKey.Normalize(address);
@@ -255,7 +257,7 @@ namespace ResilientMail.Core.Campaigns
                 case RecipientState.Sending when !_options.ResendUncertain:
                     _onOutcome(new CampaignOutcome(key, address, CampaignRecipientStatus.Uncertain, rowNumber)
                     {
-                        Note = "In flight when an earlier run stopped: it may have been delivered. Not sent again; use -ResendUncertain to send it.",
+                        Note = "In flight when an earlier run stopped: it may have been delivered. Not sent again unless the uncertain ones are resent on purpose.",
                     });
                     return;
             }

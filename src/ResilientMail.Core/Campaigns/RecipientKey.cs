@@ -35,6 +35,13 @@ namespace ResilientMail.Core.Campaigns
         /// <summary>The columns that hold the address when no key column is named, in the order tried.</summary>
         public static readonly string[] AddressColumns = { "Email", "EmailAddress", "To", "Recipient", "Mail", "Address" };
 
+        /// <summary>A row's address: from <paramref name="column"/>, else from the first address column it has; "" when none.</summary>
+        public static string AddressOf(IReadOnlyDictionary<string, object?> row, string? column)
+        {
+            column ??= FindAddressColumn(row.Keys);
+            return column != null && row.TryGetValue(column, out var a) ? a?.ToString()?.Trim() ?? "" : "";
+        }
+
         /// <summary>Finds the address column of a header, or null.</summary>
         public static string? FindAddressColumn(IEnumerable<string> columns)
         {

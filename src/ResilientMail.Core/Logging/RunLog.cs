@@ -19,7 +19,10 @@ namespace ResilientMail.Core.Logging
         private readonly string _run = Guid.NewGuid().ToString("n").Substring(0, 12);
         private readonly string _cmdlet;
 
-        public RunLog(string path, string cmdlet, TimeProvider? time = null)
+        /// <summary>On the system clock. (The cmdlets use this one: no third-party type, TimeProvider included, crosses into the cmdlet assembly.)</summary>
+        public RunLog(string path, string cmdlet) : this(path, cmdlet, TimeProvider.System) { }
+
+        public RunLog(string path, string cmdlet, TimeProvider time)
         {
             var full = System.IO.Path.GetFullPath(path);
             var dir = System.IO.Path.GetDirectoryName(full);

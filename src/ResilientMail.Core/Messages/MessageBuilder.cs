@@ -122,7 +122,7 @@ namespace ResilientMail.Core.Messages
             if (name.Length == 0 || name.Any(c => c <= 32 || c >= 127 || c == ':'))
                 throw new MessageValidationException(ValidationProblem.InvalidHeader, $"'{name}' is not a valid header name.", name);
             if (ReservedHeaders.Contains(name))
-                throw new MessageValidationException(ValidationProblem.InvalidHeader, $"The {name} header is set from its own parameter, not from -Headers.", name);
+                throw new MessageValidationException(ValidationProblem.InvalidHeader, $"The {name} header is set from its own field of the message, not as a custom header.", name);
         }
 
         internal static void CheckAttachment(string path)

@@ -14,7 +14,7 @@ namespace ResilientMail.Core.Resilience
         public ConnectivityLostException(IReadOnlyList<Endpoint> targets, TimeSpan waited, string? lastError)
             : base($"No connection to {string.Join(", ", targets)} after waiting {Waits.Format(waited)}." +
                    (lastError != null ? $" Last probe: {lastError}" : "") +
-                   " Check that the server is running and the address and port are right, and the network path (VPN, firewall, proxy); -ConnectionWaitTimeout waits longer.")
+                   " Check that the server is running and the address and port are right, and the network path (VPN, firewall, proxy).")
         {
             Targets = targets;
             Waited = waited;

@@ -32,8 +32,38 @@ namespace ResilientMail.Core.Resilience
         MessageTooLarge,
     }
 
+    /// <summary>
+    /// What a person can change to fix a failure, named as a setting: the front end (the cmdlets) says which of its
+    /// parameters that is. Core's messages say what happened and never name a parameter.
+    /// </summary>
+    [Flags]
+    public enum Remedy
+    {
+        None = 0,
+        /// <summary>The server's name or port.</summary>
+        ServerAddress = 1,
+        /// <summary>The TLS mode (TLS from the first byte, STARTTLS, none) and the port that goes with it.</summary>
+        TlsMode = 2,
+        /// <summary>Trust the server's certificate (or its CA) on this machine.</summary>
+        TrustCertificate = 4,
+        /// <summary>Accept any certificate: test servers, a relay on one's own network.</summary>
+        SkipCertificateCheck = 8,
+        /// <summary>Give credentials (a password, an OAuth2 token).</summary>
+        Credentials = 16,
+        /// <summary>Sign in after STARTTLS, or not at all.</summary>
+        StartTlsForAuth = 32,
+        /// <summary>Wait longer for the network.</summary>
+        WaitLonger = 64,
+        /// <summary>The provider API's address (an endpoint override), and any proxy in between.</summary>
+        ProviderAddress = 128,
+        /// <summary>An ASCII sender and Reply-To address.</summary>
+        AsciiSender = 256,
+    }
+
     public sealed record Failure(FailureKind Kind, FailureReason Reason, string Message)
     {
+        /// <summary>What can be changed to fix it; the cmdlets turn it into advice that names their parameters.</summary>
+        public Remedy Remedy { get; init; }
         /// <summary>The server's own reply (code and text) where there was one.</summary>
         public string? ServerReply { get; init; }
         public int? StatusCode { get; init; }
@@ -45,6 +75,13 @@ namespace ResilientMail.Core.Resilience
         public bool StopsRun => Reason == FailureReason.Authentication || Reason == FailureReason.Certificate || Reason == FailureReason.ProviderSuspended || Reason == FailureReason.ConnectivityLost;
         /// <summary>The failure says the network path may be gone: check connectivity before the next attempt.</summary>
         public bool SuggestsOutage => Reason == FailureReason.Network || Reason == FailureReason.Timeout;
+    }
+
+    /// <summary>A setting that cannot work, named by its option (Region, ProfileName, Credentials): the front end names its parameter.</summary>
+    public sealed class SettingException : ArgumentException
+    {
+        public SettingException(string setting, string message, Exception? inner = null) : base(message, inner) => Setting = setting;
+        public string Setting { get; }
     }
 
     /// <summary>One envelope recipient the server (or the transport, for an address it cannot carry) would not take.</summary>

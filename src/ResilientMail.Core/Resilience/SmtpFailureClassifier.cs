@@ -29,37 +29,37 @@ namespace ResilientMail.Core.Resilience
                     return new Failure(FailureKind.Permanent, FailureReason.Authentication,
                         $"The SMTP server refused the credentials: {auth.Message}") { ServerReply = auth.Message };
                 case SslHandshakeException tls when certificate != null:
-                    return new Failure(FailureKind.Permanent, FailureReason.Certificate, Certificates.Explain(certificate)) { ServerReply = FirstLine(tls.Message) };
+                    return new Failure(FailureKind.Permanent, FailureReason.Certificate, Certificates.Explain(certificate)) { ServerReply = FirstLine(tls.Message), Remedy = Certificates.Remedies(certificate) };
                 case SslHandshakeException tls:
                     return new Failure(FailureKind.Permanent, FailureReason.Certificate,
                         "The TLS handshake failed before any certificate was checked: the TLS mode does not match the port (465 is TLS from the first byte, " +
-                        "587 and 25 start plain and use STARTTLS), or the server and this machine share no TLS version. " + FirstLine(tls.Message));
+                        "587 and 25 start plain and use STARTTLS), or the server and this machine share no TLS version. " + FirstLine(tls.Message)) { Remedy = Remedy.TlsMode };
                 case System.Security.Authentication.AuthenticationException tls2 when certificate != null:
-                    return new Failure(FailureKind.Permanent, FailureReason.Certificate, Certificates.Explain(certificate)) { ServerReply = tls2.Message };
+                    return new Failure(FailureKind.Permanent, FailureReason.Certificate, Certificates.Explain(certificate)) { ServerReply = tls2.Message, Remedy = Certificates.Remedies(certificate) };
                 case System.Security.Authentication.AuthenticationException tls2:
                     return new Failure(FailureKind.Permanent, FailureReason.Certificate,
                         "The TLS handshake failed: " + tls2.Message + " Check that the TLS mode matches the port (465: TLS from the start; 587/25: STARTTLS), " +
-                        "trust the server's certificate, or (test servers only) use -SkipCertificateCheck.");
+                        "and that this machine trusts the server's certificate.") { Remedy = Remedy.TlsMode | Remedy.TrustCertificate | Remedy.SkipCertificateCheck };
                 case NotSupportedException unsupported when unsupported.Message.IndexOf("STARTTLS", StringComparison.OrdinalIgnoreCase) >= 0:
                     return new Failure(FailureKind.Permanent, FailureReason.Certificate,
                         "The server does not offer STARTTLS, so the connection cannot be encrypted as asked. Use the port that offers it " +
-                        "(usually 587), -UseSsl for port 465 (TLS from the start), or -SecureSocketOptions Auto or None for a server without TLS.");
+                        "(usually 587), TLS from the start for port 465, or no TLS (or TLS only when offered) for a server without it.") { Remedy = Remedy.TlsMode };
                 case NotSupportedException unsupported when unsupported.Message.IndexOf("authentication", StringComparison.OrdinalIgnoreCase) >= 0:
                     return new Failure(FailureKind.Permanent, FailureReason.Authentication,
                         "The server does not offer SMTP AUTH on this connection, so the credentials cannot be used. Many servers offer it only " +
-                        "after STARTTLS (-UseStartTls, port 587); or leave out -Credential if the server needs none.");
+                        "after STARTTLS (port 587); or sign in with nothing if the server needs no credentials.") { Remedy = Remedy.StartTlsForAuth };
                 case SmtpProtocolException protocol:
                     return Network($"The SMTP conversation broke off: {protocol.Message}", bodySent);
                 case ServiceNotAuthenticatedException notAuthenticated:
                     return new Failure(FailureKind.Permanent, FailureReason.Authentication,
-                        $"The SMTP server requires authentication ({notAuthenticated.Message}): pass -Credential, or an OAuth2 token (-UserName with -OAuthToken).")
-                        { ServerReply = notAuthenticated.Message };
+                        $"The SMTP server requires authentication ({notAuthenticated.Message}): sign in with a password or an OAuth2 token.")
+                        { ServerReply = notAuthenticated.Message, Remedy = Remedy.Credentials };
                 case ServiceNotConnectedException:
                     return Network("The SMTP connection was lost.", bodySent);
                 case SocketException socket when socket.SocketErrorCode == SocketError.ConnectionRefused:
-                    return Network("The SMTP server refused the connection: nothing is listening on that port. Check -SmtpServer and -Port, and that the server is running.", bodySent);
+                    return Network("The SMTP server refused the connection: nothing is listening on that port. Check the server's name and port, and that it is running.", bodySent) with { Remedy = Remedy.ServerAddress };
                 case SocketException socket when socket.SocketErrorCode == SocketError.HostNotFound || socket.SocketErrorCode == SocketError.NoData || socket.SocketErrorCode == SocketError.TryAgain:
-                    return Network($"The SMTP server's name could not be resolved ({socket.SocketErrorCode}). Check the spelling of -SmtpServer and the DNS settings.", bodySent);
+                    return Network($"The SMTP server's name could not be resolved ({socket.SocketErrorCode}). Check the spelling of the server's name and the DNS settings.", bodySent) with { Remedy = Remedy.ServerAddress };
                 case SocketException socket:
                     return Network($"Network error talking to the SMTP server: {socket.Message} ({socket.SocketErrorCode}).", bodySent);
                 case IOException io:
@@ -173,13 +173,17 @@ namespace ResilientMail.Core.Resilience
     /// <summary>A refused certificate, said the way a sysadmin can act on it.</summary>
     internal static class Certificates
     {
+        public static Remedy Remedies(Transports.CertificateProblem p) =>
+            p.RevocationUnknown ? Remedy.None
+            : Remedy.TrustCertificate | Remedy.SkipCertificateCheck | (p.NameMismatch ? Remedy.ServerAddress : Remedy.None);
+
         public static string Explain(Transports.CertificateProblem p)
         {
             var host = p.Host ?? "the server";
             if (p.RevocationUnknown)
                 return $"The revocation status of the server's certificate could not be checked: the CA's revocation list (CRL) or OCSP responder did not answer " +
                        $"from this machine. The certificate is otherwise trusted ({p.Subject}). Make the CRL/OCSP address reachable (proxy, firewall) " +
-                       "or publish the CA's CRL where this machine can read it; -SkipCertificateCheck would turn off every check, not only this one.";
+                       "or publish the CA's CRL where this machine can read it; skipping the certificate check would turn off every check, not only this one.";
             // Every reason at once: a self-signed certificate for another name is both, and either alone would mislead.
             var reasons = new System.Collections.Generic.List<string>();
             var advice = new System.Collections.Generic.List<string>();
@@ -187,17 +191,17 @@ namespace ResilientMail.Core.Resilience
             {
                 reasons.Add($"it is self-signed ({p.Subject})");
                 advice.Add("That is common on internal relays (port 25 with STARTTLS): trust that certificate on this machine (add it to the trusted root certificates), " +
-                           "or, for a relay on your own network, -SkipCertificateCheck keeps the encryption without checking the certificate.");
+                           "or, for a relay on your own network, skip the certificate check: the connection stays encrypted, without checking who the server is.");
             }
             else if (p.Untrusted)
             {
                 reasons.Add($"it was issued by {p.Issuer}, a CA this machine does not trust");
-                advice.Add("Install that CA's root certificate on this machine, or for a test server use -SkipCertificateCheck.");
+                advice.Add("Install that CA's root certificate on this machine (for a test server, the certificate check can be skipped).");
             }
             if (p.NameMismatch)
             {
                 reasons.Add($"it is for {(p.Names.Count > 0 ? string.Join(", ", p.Names) : p.Subject)}, not for {host}");
-                advice.Add("Connect by a name the certificate carries (-SmtpServer), or have the certificate reissued with this name.");
+                advice.Add("Connect by a name the certificate carries, or have the certificate reissued with this name.");
             }
             if (p.Expired)
             {
@@ -207,7 +211,7 @@ namespace ResilientMail.Core.Resilience
             if (reasons.Count == 0)
             {
                 reasons.Add($"{p.Chain}{(p.Errors != System.Net.Security.SslPolicyErrors.None ? ", " + p.Errors : "")} ({p.Subject})");
-                advice.Add("Trust the issuing CA on this machine, or for a test server use -SkipCertificateCheck.");
+                advice.Add("Trust the issuing CA on this machine (for a test server, the certificate check can be skipped).");
             }
             return $"The server's certificate is not trusted: {string.Join("; and ", reasons)}. {string.Join(" ", advice)}";
         }

@@ -24,7 +24,10 @@ namespace ResilientMail.Core.Transports
             return options;
         }
 
-        public PickupDirectoryTransport(string directory, TimeProvider? time = null)
+        /// <summary>On the system clock. (The cmdlets use this one: no third-party type crosses into the cmdlet assembly.)</summary>
+        public PickupDirectoryTransport(string directory) : this(directory, TimeProvider.System) { }
+
+        public PickupDirectoryTransport(string directory, TimeProvider time)
         {
             _time = time ?? TimeProvider.System;
             if (string.IsNullOrWhiteSpace(directory)) throw new ArgumentException("A pickup directory is required.", nameof(directory));

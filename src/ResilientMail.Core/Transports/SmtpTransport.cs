@@ -115,7 +115,7 @@ namespace ResilientMail.Core.Transports
                     var why = $"{Endpoint} does not offer SMTPUTF8, which an address with characters beyond ASCII before the @ needs (RFC 6531)";
                     if (Envelope.NeedsSmtpUtf8(sender) || message.From.Mailboxes.Concat(message.ReplyTo.Mailboxes).Any(Envelope.NeedsSmtpUtf8))
                         throw new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.SenderRejected,
-                            $"The sender address cannot be sent: {why}. Use an ASCII address in -From and -ReplyTo, or a server that offers SMTPUTF8."));
+                            $"The sender address cannot be sent: {why}. Use an ASCII sender and Reply-To address, or a server that offers SMTPUTF8.") { Remedy = Remedy.AsciiSender });
                     foreach (var r in pending.Where(Envelope.NeedsSmtpUtf8))
                         attempt.Refuse(new RecipientRefusal(r.Address, new Failure(FailureKind.Permanent, FailureReason.RecipientRejected,
                             $"Not sent to {r.Address}: {why}. Use the recipient's ASCII address, or a server that offers SMTPUTF8.")));

@@ -107,6 +107,10 @@ namespace ResilientMail.Commands
                         return;
                 }
             }
+            catch (Core.Resilience.SettingException ex)
+            {
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException(Errors.Explain(ex), ex), "InvalidTransport", ErrorCategory.InvalidArgument, null));
+            }
             catch (Exception ex) when (ex is ArgumentException || ex is System.IO.IOException || ex is UnauthorizedAccessException || ex is UriFormatException)
             {
                 ThrowTerminatingError(new ErrorRecord(ex, "InvalidTransport", ErrorCategory.InvalidArgument, null));

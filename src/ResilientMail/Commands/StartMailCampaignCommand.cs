@@ -66,7 +66,7 @@ namespace ResilientMail.Commands
         private CampaignRunner? _runner;
         private CampaignJournal? _journal;
         private StatusReporter? _status;
-        private JournalSnapshot? _previous;
+        private CampaignPlan? _plan;
         private MailTransport? _transport;
         private bool _dryRun, _received, _finished, _declined;
         private long _rows;
@@ -74,93 +74,72 @@ namespace ResilientMail.Commands
         protected override void BeginProcessing()
         {
             var courier = BuildCourierOptions();
-            var journalPath = JournalPath != null ? GetUnresolvedProviderPathFromPSPath(JournalPath) : CampaignJournal.DefaultPath(Name);
-            bool exists = JournalSnapshot.Exists(journalPath);
             _dryRun = MyInvocation.BoundParameters.ContainsKey("WhatIf");
-            if (Resume && !exists) Stop(new FileNotFoundException($"Campaign '{Name}' has no journal at {journalPath}; there is nothing to resume."), "CampaignNotFound", ErrorCategory.ObjectNotFound);
-            _previous = exists ? JournalSnapshot.Load(journalPath) : JournalSnapshot.Load("");
-            if (exists && !Resume && !Force && !_dryRun) ConfirmContinue(journalPath);
-
-            var definition = _previous.Definition ?? NewDefinition();
-            if (exists && TemplatesDiffer(definition))
+            var plan = _plan = Plan();
+            if (plan.AskBeforeContinuing) ConfirmContinue(plan);
+            if (plan.TemplatesDiffer)
                 Streams.Warn(this, $"Campaign '{Name}' continues with the templates it started with; to change them, Remove-MailCampaign and start again.");
-            _transport = Transport ?? TransportFromJournal(definition);
-            // What would fail every row alike stops here, before anything is journaled or sent.
-            try { CampaignRunner.CheckDefinition(definition); }
-            catch (CampaignSetupException ex) { Stop(ex, ex.Problem == ValidationProblem.AttachmentNotFound ? "AttachmentNotFound" : "InvalidCampaign", ErrorCategory.InvalidArgument); }
-            CheckTransport(_transport);
+            var transport = _transport = Transport ?? TransportFromJournal(plan.Transport);
+            CheckTransport(transport);
             var options = new CampaignOptions
             {
-                Courier = courier,
-                Pacing = courier.Pacing,
-                RateLimit = ParseRate(),
-                Concurrency = Concurrency,
-                MaxConsecutiveFailures = MaxConsecutiveFailures,
-                RetryFailed = RetryFailed,
-                ResendUncertain = ResendUncertain,
+                Courier = courier, Pacing = courier.Pacing, RateLimit = ParseRate(), Concurrency = Concurrency,
+                MaxConsecutiveFailures = MaxConsecutiveFailures, RetryFailed = RetryFailed, ResendUncertain = ResendUncertain,
             };
             _status = new StatusReporter(this, $"Campaign {Name}");
-            if (ParameterSetName == "Path")
-                _status.Total = (int)Math.Min(int.MaxValue, CsvRecords.CountRows(GetUnresolvedProviderPathFromPSPath(Path)));
+            if (ParameterSetName == "Path") _status.Total = (int)Math.Min(int.MaxValue, CsvRecords.CountRows(CsvPath!));
             if (_dryRun) return;
             // -Confirm asks once for the campaign, not once per recipient; -WhatIf lists every recipient.
-            if (!ShouldProcess($"campaign '{Name}'{(_status.Total is int n ? $" ({n} rows)" : "")} via {_transport}", "Send mail")) { _declined = true; return; }
+            if (!ShouldProcess($"campaign '{Name}'{(_status.Total is int n ? $" ({n} rows)" : "")} via {transport}", "Send mail")) { _declined = true; return; }
 
-            try { _journal = CampaignJournal.Open(journalPath); }
+            try { _journal = CampaignJournal.Open(plan.JournalPath); }
             catch (JournalLockedException ex) { Stop(ex, "JournalLocked", ErrorCategory.ResourceBusy); }
-            if (!exists) _journal!.WriteDefinition(definition);
-            var sink = EventSink(_status);
-            var transport = _transport;
-            _runner = new CampaignRunner(definition, _journal!, _previous, events => transport.Open(events), options, new TcpProbe(), sink,
+            if (!plan.Exists) _journal!.WriteDefinition(plan.Definition);
+            _runner = new CampaignRunner(plan.Definition, _journal!, plan.Previous, events => transport.Open(events), options, new TcpProbe(), EventSink(_status),
                 outcome => Post(() => Emit(outcome), urgent: false)); // results need no wake-up each: drained at the next one, or within 250 ms
-            if (ParameterSetName == "Path")
+            if (CsvPath != null)
             {
-                using var csv = CsvRecords.Open(GetUnresolvedProviderPathFromPSPath(Path));
+                using var csv = CsvRecords.Open(CsvPath);
                 if (csv.Header.Count == 0) Streams.Warn(this, $"{Path} is empty: there is nothing to send.");
                 else Guard(() => _runner.CheckColumns(csv.Header));
             }
-            var start = $"Campaign '{Name}': journal {journalPath}; {(exists ? $"resuming ({_previous.Count(RecipientState.Sent)} already sent)" : "new")}; via {_transport}; " +
+            var start = $"Campaign '{Name}': journal {plan.JournalPath}; {(plan.Exists ? $"resuming ({plan.Previous.Count(RecipientState.Sent)} already sent)" : "new")}; via {transport}; " +
                         $"{Concurrency} connection(s){(options.RateLimit != null ? ", at most " + options.RateLimit : "")}.";
             OpenLog(start);
             Streams.Verbose(this, start);
-            _runner.Start($"{(exists ? "resume" : "start")} via {_transport}");
+            _runner.Start($"{(plan.Exists ? "resume" : "start")} via {transport}");
         }
+
+        private string? CsvPath => ParameterSetName == "Path" ? GetUnresolvedProviderPathFromPSPath(Path) : null;
 
         protected override void ProcessRecord()
         {
             if (InputObject == null || _declined) return;
             _received = true;
-            Submit(SendResilientMailCommand.RowOf(InputObject));
+            Submit(Rows.Of(InputObject));
         }
 
         protected override void EndProcessing()
         {
             if (_declined) return;
-            if (ParameterSetName == "Path")
+            var plan = _plan!;
+            switch (plan.Source(_received, CsvPath))
             {
-                if (Feed(() => { var csv = CsvRecords.Open(GetUnresolvedProviderPathFromPSPath(Path)); return (csv, csv.Rows().Select(Template.Row)); })) InputRead();
-            }
-            else if (!_received && _previous!.Definition is CampaignDefinition definition)
-            {
-                if (definition.SourcePath != null && File.Exists(definition.SourcePath))
-                {
-                    // Resumed by name alone from a CSV campaign: read the file again (rows added to it are sent too).
-                    if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, CsvRecords.CountRows(definition.SourcePath));
-                    if (Feed(() => { var csv = CsvRecords.Open(definition.SourcePath); return (csv, csv.Rows().Select(Template.Row)); })) InputRead();
-                }
-                else
-                {
-                    // Resumed by name alone: the rows come from the journal itself. Rows an earlier run never read are not there.
-                    if (definition.SourcePath == null && !_previous.InputComplete)
-                        Streams.Warn(this, $"Campaign '{Name}' took its rows from the pipeline, and no run read that input to its end: only the {_previous.RowsRead} row(s) read so far are in the journal. " +
-                                     $"To send the rest, pipe the same input again: {CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, true)} (rows already in the journal are skipped).");
-                    if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, _previous.Rows);
-                    Feed(() => ((IDisposable?)null, JournalSnapshot.PendingRows(_previous.Path).Select(r => Template.Row(r.Data))));
-                }
-            }
-            else if (ParameterSetName == "Pipeline" && (_received || _previous!.Definition == null))
-            {
-                InputRead(); // the pipeline ended: every row it held was handed over (none, for a new campaign given nothing)
+                case RowSource.Csv:
+                    var csvPath = CsvPath ?? plan.Definition.SourcePath!; // -Path, or the file a campaign resumed by name was started with
+                    if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, CsvRecords.CountRows(csvPath));
+                    if (Feed(() => { var csv = CsvRecords.Open(csvPath); return (csv, csv.Rows().Select(Template.Row)); })) InputRead();
+                    break;
+                case RowSource.Journal:
+                    if (!plan.Previous.InputComplete)
+                        Streams.Warn(this, $"Campaign '{Name}' took its rows from the pipeline, and no run read that input to its end: only the {plan.Previous.RowsRead} row(s) read so far are in the journal. " +
+                                           $"To send the rest, pipe the same input again: {CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, true)} (rows already in the journal are skipped).");
+                    if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, plan.Previous.Rows);
+                    Feed(() => ((IDisposable?)null, JournalSnapshot.PendingRows(plan.Previous.Path).Select(r => Template.Row(r.Data))));
+                    break;
+                default:
+                    InputRead(); // the pipeline ended: every row it held was handed over (none, for a new campaign given nothing)
+                    break;
             }
             if (_runner == null || _finished) return;
             Finish(null);
@@ -177,12 +156,12 @@ namespace ResilientMail.Commands
             WriteObject(info);
             if (summary.State == CampaignState.Incomplete)
                 Streams.Warn(this, $"Campaign '{Name}' has done every row it was given, but its input was never read to its end ({info.RowsRead} row(s) read): " +
-                             $"rows after those were never seen. To send them, pipe the same input again: {info.NextStep} (rows already in the journal are skipped).");
+                                   $"rows after those were never seen. To send them, pipe the same input again: {info.NextStep} (rows already in the journal are skipped).");
             if (info.Uncertain > 0)
                 Streams.Warn(this, $"{info.Uncertain} recipient(s) of campaign '{Name}' are Uncertain: each message was on its way when a run stopped, and may or may not have arrived; " +
-                             $"they were not sent again. List them: Get-MailCampaign -Name '{Name.Replace("'", "''")}' -Recipients -Status Uncertain. " +
-                             $"Send them again (a recipient may then get it twice): {CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, false, " -ResendUncertain")}");
-            if (summary.State == CampaignState.Paused) Paused(pausedBecause ?? summary.PauseReason ?? "paused", info);
+                                   $"they were not sent again. List them: Get-MailCampaign -Name '{Name.Replace("'", "''")}' -Recipients -Status Uncertain. " +
+                                   $"Send them again (a recipient may then get it twice): {CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, false, " -ResendUncertain")}");
+            if (summary.State == CampaignState.Paused) Paused(pausedBecause ?? Errors.Explain(summary.PauseReason ?? "paused", _runner!.PauseFailure), info);
         }
 
         private void InputRead()
@@ -220,7 +199,7 @@ namespace ResilientMail.Commands
                 });
                 return true;
             }
-            catch (CampaignSetupException ex) { Stop(ex, "MissingColumn", ErrorCategory.InvalidData); }
+            catch (CampaignSetupException ex) { MissingColumn(ex); }
             catch (CampaignPausedException ex) { PausedNow(ex); }
             return false;
         }
@@ -230,32 +209,26 @@ namespace ResilientMail.Commands
             _rows++;
             if (_dryRun)
             {
-                row.TryGetValue(AddressColumn ?? RecipientKey.FindAddressColumn(row.Keys) ?? "Email", out var to);
-                ShouldProcess(to?.ToString() ?? $"row {_rows}", $"Send campaign '{Name}' mail");
+                var to = RecipientKey.AddressOf(row, AddressColumn ?? _plan!.Definition.AddressColumn);
+                ShouldProcess(to.Length > 0 ? to : $"row {_rows}", $"Send campaign '{Name}' mail");
                 return;
             }
             try
             {
-                try
-                {
-                    // Usually the queue has room and the row is taken at once, with no thread hop.
-                    var taken = _runner!.SubmitAsync(row, _rows, StopToken);
-                    if (taken.IsCompleted) { taken.GetAwaiter().GetResult(); Drain(); }
-                    else Await(taken);
-                }
-                catch (CampaignPausedException) { _rows--; throw; } // this row was not taken: it counts as not yet read
+                // Usually the queue has room and the row is taken at once, with no thread hop.
+                var taken = _runner!.SubmitAsync(row, _rows, StopToken);
+                if (taken.IsCompleted) { taken.GetAwaiter().GetResult(); Drain(); }
+                else Await(taken);
             }
-            catch (CampaignSetupException ex)
-            {
-                Stop(ex, "MissingColumn", ErrorCategory.InvalidData);
-            }
+            catch (CampaignSetupException ex) { MissingColumn(ex); }
             catch (CampaignPausedException ex)
             {
+                _rows--; // this row was not taken: it counts as not yet read
                 PausedNow(ex);
             }
         }
 
-        private void PausedNow(CampaignPausedException ex) => Finish(ex.Message);
+        private void PausedNow(CampaignPausedException ex) => Finish(Errors.Explain(ex.Message, ex.Failure));
 
         private void Emit(CampaignOutcome o)
         {
@@ -267,14 +240,10 @@ namespace ResilientMail.Commands
             });
             Log?.Result(o.To, o.Status.ToString(), o.Attempts, o.MessageId, o.ServerReply, o.Failure?.Message ?? o.Note,
                 o.Failure == null ? null : $"{o.Failure.Kind}, {o.Failure.Reason}", o.Duration, Name, o.Row);
-            WriteObject(new CampaignRecipientResult
-            {
-                Campaign = Name, To = o.To, Key = o.Key, Status = OutputMapping.Of(o.Status), Attempts = o.Attempts,
-                MessageId = o.MessageId, ServerReply = o.ServerReply, Error = o.Failure?.Message ?? o.Note, Duration = o.Duration, Row = o.Row,
-            });
+            WriteObject(OutputMapping.Result(Name, o));
             if (o.Error is MessageValidationException invalid) WriteError(Errors.For(invalid, o.To));
             else if (o.Error != null && o.Failure != null && !o.Failure.StopsRun) WriteError(Errors.For(o.Error, o.Failure, o.To));
-            else if (o.Status == Core.Campaigns.CampaignRecipientStatus.Uncertain && o.Error == null) Streams.Warn(this, $"{o.To}: {o.Note}");
+            else if (o.Status == Core.Campaigns.CampaignRecipientStatus.Uncertain && o.Error == null) Streams.Warn(this, $"{o.To}: {o.Note} (-ResendUncertain sends it again)");
             else if (o.Status == Core.Campaigns.CampaignRecipientStatus.Duplicate) Streams.Verbose(this, $"Row {o.Row}: {o.To} is a duplicate; sent once.");
             // The row's recipient has it; a campaign-wide Cc or Bcc beside it did not: one error per such address.
             foreach (var refused in o.Failure == null ? o.Refused : new RecipientRefusal[0])
@@ -284,9 +253,8 @@ namespace ResilientMail.Commands
         private MailCampaignInfo Summary(CampaignSummary s)
         {
             long unread = _status!.Total is int total ? Math.Max(0, total - _rows) : 0;
-            var info = CampaignInfo.From(s, _previous!, _transport?.ToString() ?? "", unread);
-            bool piped = (_previous!.Definition?.SourcePath ?? (ParameterSetName == "Path" ? Path : null)) == null;
-            info.NextStep = CampaignInfo.NextStep(info, piped, _transport?.NeedsCallerSecret == true, JournalPath);
+            var info = CampaignInfo.From(s, _plan!.Previous, _transport?.ToString() ?? "", unread);
+            info.NextStep = CampaignInfo.NextStep(info, _plan.Piped && CsvPath == null, _transport?.NeedsCallerSecret == true, JournalPath);
             return info;
         }
 
@@ -303,46 +271,37 @@ namespace ResilientMail.Commands
             });
         }
 
-        private bool TemplatesDiffer(CampaignDefinition d) =>
-            From != null && From != d.From || Subject != null && Subject != d.Subject || Body != null && Body != d.TextBody || HtmlBody != null && HtmlBody != d.HtmlBody ||
-            BodyPath != null && ReadTemplate(BodyPath) != d.TextBody || HtmlBodyPath != null && ReadTemplate(HtmlBodyPath) != d.HtmlBody;
-
-        private CampaignDefinition NewDefinition()
+        /// <summary>The run, decided in Core (new or resumed, its definition, its transport); a problem is a terminating error with a stable id.</summary>
+        private CampaignPlan Plan()
         {
-            if (string.IsNullOrWhiteSpace(From)) Stop(new ArgumentException("A new campaign needs -From."), "MissingFrom", ErrorCategory.InvalidArgument);
-            if (Subject == null) Stop(new ArgumentException("A new campaign needs -Subject."), "MissingSubject", ErrorCategory.InvalidArgument);
-            if (Transport == null) Stop(new ArgumentException("A new campaign needs -Transport (see New-MailTransport)."), "MissingTransport", ErrorCategory.InvalidArgument);
-            return new CampaignDefinition
+            string? Resolve(string? path) => path == null ? null : GetUnresolvedProviderPathFromPSPath(path);
+            try
             {
-                Name = Name,
-                From = From!,
-                Subject = Subject!,
-                TextBody = Body ?? ReadTemplate(BodyPath),
-                HtmlBody = HtmlBody ?? ReadTemplate(HtmlBodyPath),
-                ReplyTo = ReplyTo ?? new string[0],
-                Cc = Cc ?? new string[0],
-                Bcc = Bcc ?? new string[0],
-                Headers = Headers == null ? new Dictionary<string, string>() : Headers.Cast<DictionaryEntry>().ToDictionary(e => e.Key?.ToString() ?? "", e => e.Value?.ToString() ?? ""),
-                Attachments = (Attachments ?? new string[0]).Select(p => GetUnresolvedProviderPathFromPSPath(p)).ToArray(),
-                UnsubscribeUrl = UnsubscribeUrl,
-                UnsubscribeMailto = UnsubscribeMailto,
-                KeyColumn = KeyColumn,
-                AddressColumn = AddressColumn,
-                SourcePath = ParameterSetName == "Path" ? GetUnresolvedProviderPathFromPSPath(Path) : null,
-                Transport = Transport!.Settings(),
-                Created = DateTimeOffset.Now,
-            };
-        }
-
-        private string? ReadTemplate(string? path)
-        {
-            if (path == null) return null;
-            var full = GetUnresolvedProviderPathFromPSPath(path);
-            try { return File.ReadAllText(full); }
-            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+                return CampaignSetup.Plan(new CampaignRequest
+                {
+                    Name = Name, JournalPath = Resolve(JournalPath), Resume = Resume, Force = Force, DryRun = _dryRun,
+                    From = From, Subject = Subject, Body = Body, HtmlBody = HtmlBody, BodyPath = Resolve(BodyPath), HtmlBodyPath = Resolve(HtmlBodyPath),
+                    ReplyTo = ReplyTo, Cc = Cc, Bcc = Bcc, Attachments = Attachments?.Select(p => GetUnresolvedProviderPathFromPSPath(p)).ToArray(),
+                    Headers = Headers?.Cast<DictionaryEntry>().ToDictionary(e => e.Key?.ToString() ?? "", e => e.Value?.ToString() ?? ""),
+                    UnsubscribeUrl = UnsubscribeUrl, UnsubscribeMailto = UnsubscribeMailto, KeyColumn = KeyColumn, AddressColumn = AddressColumn,
+                    CsvPath = CsvPath, Transport = Transport?.Description, Now = DateTimeOffset.Now,
+                });
+            }
+            catch (CampaignSetupError e)
             {
-                Stop(ex, "TemplateUnreadable", ErrorCategory.ReadError);
-                return null;
+                var (id, category, advice) = e.Problem switch
+                {
+                    CampaignSetupProblem.NotFound => ("CampaignNotFound", ErrorCategory.ObjectNotFound, (string?)null),
+                    CampaignSetupProblem.MissingFrom => ("MissingFrom", ErrorCategory.InvalidArgument, "Pass -From."),
+                    CampaignSetupProblem.MissingSubject => ("MissingSubject", ErrorCategory.InvalidArgument, "Pass -Subject."),
+                    CampaignSetupProblem.MissingTransport => ("MissingTransport", ErrorCategory.InvalidArgument, "Pass -Transport (see New-MailTransport)."),
+                    CampaignSetupProblem.TemplateUnreadable => ("TemplateUnreadable", ErrorCategory.ReadError, "Check -BodyPath and -HtmlBodyPath."),
+                    CampaignSetupProblem.AttachmentNotFound => ("AttachmentNotFound", ErrorCategory.InvalidArgument, "Check -Attachments."),
+                    CampaignSetupProblem.CredentialRequired => ("CredentialRequired", ErrorCategory.AuthenticationError, "Pass -Transport again (New-MailTransport ...)."),
+                    _ => ("InvalidCampaign", ErrorCategory.InvalidArgument, null),
+                };
+                Stop(new InvalidOperationException(advice == null ? e.Message : $"{e.Message} {advice}", e), id, category);
+                throw; // not reached
             }
         }
 
@@ -356,30 +315,20 @@ namespace ResilientMail.Commands
             }
         }
 
-        private MailTransport TransportFromJournal(CampaignDefinition definition)
+        private MailTransport TransportFromJournal(Core.Transports.TransportDescription description)
         {
-            var t = definition.Transport;
-            if (t.NeedsCallerSecret)
+            try { return MailTransport.FromDescription(description); }
+            catch (Exception ex) when (ex is ArgumentException || ex is InvalidOperationException)
             {
-                var who = t.Kind == "Smtp" ? $"authenticates as '{t.UserName}'" : $"was started with a {(t.Kind == "SendGrid" ? "SendGrid API key" : "AWS key")} passed as a parameter";
-                Stop(new InvalidOperationException($"Campaign '{Name}' {who}. Secrets are never stored in the journal: pass -Transport again (New-MailTransport ...)."),
+                Stop(new InvalidOperationException($"Campaign '{Name}' sends through {description}, which cannot be set up again here: {ex.Message} Pass -Transport.", ex),
                     "CredentialRequired", ErrorCategory.AuthenticationError);
-            }
-            try
-            {
-                return MailTransport.FromSettings(t);
-            }
-            catch (ArgumentException ex)
-            {
-                Stop(new InvalidOperationException($"Campaign '{Name}' sends through {t}, which cannot be set up again here: {ex.Message} Pass -Transport.", ex),
-                    "CredentialRequired", ErrorCategory.AuthenticationError);
-                throw;
+                throw; // not reached
             }
         }
 
-        private void ConfirmContinue(string journalPath)
+        private void ConfirmContinue(CampaignPlan plan)
         {
-            var s = _previous!;
+            var s = plan.Previous;
             var question = $"Campaign '{Name}' already has a journal ({s.Count(RecipientState.Sent)} sent, {s.Count(RecipientState.Pending) + s.Count(RecipientState.FailedTransient)} not yet sent). " +
                            "Continue it? Recipients already sent are never sent again.";
             bool yes;
@@ -387,7 +336,7 @@ namespace ResilientMail.Commands
             catch (PSInvalidOperationException) { yes = false; } // a non-interactive host cannot ask
             catch (System.Management.Automation.Host.HostException) { yes = false; }
             if (!yes)
-                Stop(new InvalidOperationException($"Campaign '{Name}' already exists ({journalPath}). Use -Resume to continue it, or Remove-MailCampaign to start over."), "CampaignExists", ErrorCategory.ResourceExists);
+                Stop(new InvalidOperationException($"Campaign '{Name}' already exists ({plan.JournalPath}). Use -Resume to continue it, or Remove-MailCampaign to start over."), "CampaignExists", ErrorCategory.ResourceExists);
         }
 
         private RateLimit? ParseRate()
@@ -400,7 +349,17 @@ namespace ResilientMail.Commands
         private void Guard(Action action)
         {
             try { action(); }
-            catch (CampaignSetupException ex) { Stop(ex, "MissingColumn", ErrorCategory.InvalidData); }
+            catch (CampaignSetupException ex) { MissingColumn(ex); }
+        }
+
+        /// <summary>A template or the address needs a column the input lacks: Core says which, this says the parameter that names one.</summary>
+        private void MissingColumn(CampaignSetupException ex)
+        {
+            _status?.Complete();
+            ThrowTerminatingError(new ErrorRecord(ex, "MissingColumn", ErrorCategory.InvalidData, Name)
+            {
+                ErrorDetails = new ErrorDetails(ex.Message) { RecommendedAction = "Rename the column, or name it with -AddressColumn (the addresses) or -KeyColumn (the identity)." },
+            });
         }
 
         private void Stop(Exception ex, string id, ErrorCategory category)
@@ -415,10 +374,10 @@ namespace ResilientMail.Commands
         {
             if (_runner == null || _finished) return null;
             var s = _runner.Summarize();
-            bool piped = ParameterSetName == "Pipeline" && (_previous?.Definition?.SourcePath == null);
-            var resume = CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, piped && !s.InputComplete);
+            bool piped = _plan!.Piped && CsvPath == null && !s.InputComplete;
+            var resume = CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, piped);
             return $"Campaign '{Name}' stopped: sent {s.Sent}, failed {s.Failed}, uncertain {s.Uncertain}, not yet sent {s.Remaining}" +
-                   (piped && !s.InputComplete ? ", plus the rows the pipeline had not handed over" : "") + $". Nothing is lost; resume with: {resume}";
+                   (piped ? ", plus the rows the pipeline had not handed over" : "") + $". Nothing is lost; resume with: {resume}";
         }
 
         protected override void ReleaseSending()

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using System.Management.Automation;
 using ResilientMail.Core.Messages;
 using ResilientMail.Core.Resilience;
@@ -26,10 +27,69 @@ namespace ResilientMail.Internal
         public static ErrorRecord For(Exception error, Failure failure, object? target)
         {
             var (id, category) = Classify(failure);
+            var message = error is MailDeliveryException ? failure.Message : error.Message;
+            var remedies = Remedies(failure.Remedy);
             return new ErrorRecord(error, id, category, target)
             {
-                ErrorDetails = new ErrorDetails(failure.Message) { RecommendedAction = Advice(failure) },
+                // What the user sees: what happened (Core's words), then which parameter changes it (this layer's).
+                ErrorDetails = new ErrorDetails(remedies == null ? message : message + " " + remedies)
+                {
+                    RecommendedAction = string.Join(" ", new[] { Advice(failure), remedies }.Where(t => t != null)),
+                },
             };
+        }
+
+        /// <summary>A failure's message with the parameters that fix it: for messages this layer composes (a pause, a stop).</summary>
+        public static string Explain(Failure failure) => Explain(failure.Message, failure);
+
+        /// <summary><paramref name="text"/> (which tells of <paramref name="failure"/>), then the parameters that fix it.</summary>
+        public static string Explain(string text, Failure? failure)
+        {
+            var remedies = failure == null ? null : Remedies(failure.Remedy);
+            return remedies == null ? text : text.TrimEnd() + " " + remedies;
+        }
+
+        /// <summary>A Core setting error with the parameter that sets it.</summary>
+        public static string Explain(SettingException ex) => ex.Setting switch
+        {
+            "Region" => ex.Message + " Pass -Region.",
+            "Credentials" => ex.Message + " Pass -ProfileName, or -Credential (user name: the access key id; password: the secret access key).",
+            _ => ex.Message,
+        };
+
+        /// <summary>Core's remedies, in this module's parameters.</summary>
+        private static string? Remedies(Remedy remedy)
+        {
+            if (remedy == Remedy.None) return null;
+            var parts = new System.Collections.Generic.List<string>();
+            if ((remedy & Remedy.ServerAddress) != 0) parts.Add("Check -SmtpServer and -Port (or the transport's address).");
+            if ((remedy & Remedy.TlsMode) != 0) parts.Add("Match the TLS mode to the port: -UseSsl (TLS from the start) on 465, -UseStartTls on 587, -SecureSocketOptions Auto or None for a server without TLS.");
+            if ((remedy & Remedy.TrustCertificate) != 0) parts.Add("Trust the server's certificate (or its CA) on this machine.");
+            if ((remedy & Remedy.SkipCertificateCheck) != 0) parts.Add("-SkipCertificateCheck accepts any certificate (test servers, or a relay on your own network).");
+            if ((remedy & Remedy.Credentials) != 0) parts.Add("Pass -Credential, or an OAuth2 token (-UserName with -OAuthToken).");
+            if ((remedy & Remedy.StartTlsForAuth) != 0) parts.Add("Use -UseStartTls (port 587) to sign in after STARTTLS, or leave out -Credential if the server needs none.");
+            if ((remedy & Remedy.WaitLonger) != 0) parts.Add("-ConnectionWaitTimeout waits longer.");
+            if ((remedy & Remedy.ProviderAddress) != 0) parts.Add("Check -BaseUri (SendGrid) or -EndpointUrl (SES), and any proxy in between.");
+            if ((remedy & Remedy.AsciiSender) != 0) parts.Add("Use an ASCII address in -From and -ReplyTo.");
+            return string.Join(" ", parts);
+        }
+
+        /// <summary>
+        /// The errors for a message that did not reach everyone: one per refused address when recipients had their own
+        /// fates (each names its address), else one for the message.
+        /// </summary>
+        public static System.Collections.Generic.IEnumerable<ErrorRecord> ForResult(Core.Delivery.DeliveryResult result, object? target)
+        {
+            var failure = result.Failure!;
+            if (result.Refused.Count > 0 && (result.Refused.Count > 1 || result.Delivered.Count > 0 || failure.Refused != null))
+            {
+                foreach (var refused in result.Refused)
+                    yield return For(new MailDeliveryException(refused.Failure, result.Error), refused.Failure, refused.Address);
+            }
+            else
+            {
+                yield return For(result.Error!, failure, target);
+            }
         }
 
         private static (string, ErrorCategory) Classify(Failure failure)

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using ResilientMail.Core.Delivery;
 
 namespace ResilientMail.Internal
@@ -13,6 +14,60 @@ namespace ResilientMail.Internal
             DeliveryStatus.Uncertain => MailDeliveryStatus.Uncertain,
             DeliveryStatus.PartiallySent => MailDeliveryStatus.PartiallySent,
             _ => throw new ArgumentOutOfRangeException(nameof(status), status, "A delivery status without a PowerShell twin."),
+        };
+
+        public static MailDeliveryResult Result(DeliveryResult result, string subject) => new MailDeliveryResult
+        {
+            To = result.Recipients,
+            Status = Of(result.Status),
+            Delivered = result.Delivered.ToArray(),
+            Refused = result.Refused.Select(r => $"{r.Address}: {r.Failure.ServerReply ?? r.Failure.Message}").ToArray(),
+            Attempts = result.Attempts,
+            MessageId = result.MessageId,
+            ServerReply = result.ServerReply,
+            Error = result.Failure?.Message,
+            FailureKind = result.Failure?.Kind.ToString(),
+            Duration = result.Duration,
+            Subject = subject,
+            Timestamp = DateTimeOffset.Now,
+        };
+
+        /// <summary>A record that could not become a message: failed, nothing sent.</summary>
+        public static MailDeliveryResult Refused(string to, string subject, string error) => new MailDeliveryResult
+        {
+            To = to, Status = MailDeliveryStatus.Failed, Error = error, FailureKind = "Permanent", Subject = subject, Timestamp = DateTimeOffset.Now,
+        };
+
+        public static Core.Messages.MessagePriority Of(MailPriority priority) => priority switch
+        {
+            MailPriority.Normal => Core.Messages.MessagePriority.Normal,
+            MailPriority.Low => Core.Messages.MessagePriority.Low,
+            MailPriority.High => Core.Messages.MessagePriority.High,
+            _ => throw new ArgumentOutOfRangeException(nameof(priority), priority, "A priority without a Core twin."),
+        };
+
+        public static Core.Transports.SmtpSecurity Of(MailSecurity security) => security switch
+        {
+            MailSecurity.Auto => Core.Transports.SmtpSecurity.Auto,
+            MailSecurity.None => Core.Transports.SmtpSecurity.None,
+            MailSecurity.StartTls => Core.Transports.SmtpSecurity.StartTls,
+            MailSecurity.SslOnConnect => Core.Transports.SmtpSecurity.SslOnConnect,
+            _ => throw new ArgumentOutOfRangeException(nameof(security), security, "A TLS mode without a Core twin."),
+        };
+
+        public static MailSecurity Of(Core.Transports.SmtpSecurity security) => security switch
+        {
+            Core.Transports.SmtpSecurity.Auto => MailSecurity.Auto,
+            Core.Transports.SmtpSecurity.None => MailSecurity.None,
+            Core.Transports.SmtpSecurity.StartTls => MailSecurity.StartTls,
+            Core.Transports.SmtpSecurity.SslOnConnect => MailSecurity.SslOnConnect,
+            _ => throw new ArgumentOutOfRangeException(nameof(security), security, "A TLS mode without a PowerShell twin."),
+        };
+
+        public static CampaignRecipientResult Result(string campaign, Core.Campaigns.CampaignOutcome o) => new CampaignRecipientResult
+        {
+            Campaign = campaign, To = o.To, Key = o.Key, Status = Of(o.Status), Attempts = o.Attempts, MessageId = o.MessageId,
+            ServerReply = o.ServerReply, Error = o.Failure?.Message ?? o.Note, Duration = o.Duration, Row = o.Row,
         };
 
         public static CampaignRecipientStatus Of(Core.Campaigns.CampaignRecipientStatus status) => status switch

@@ -4,8 +4,26 @@ using System.Security;
 
 namespace ResilientMail.Internal
 {
+    /// <summary>The SMTP parameters New-MailTransport and Send-ResilientMail share, turned into a transport in one place.</summary>
     internal static class SmtpParameters
     {
+        /// <summary>An SMTP transport from the parameters; a bad combination or value is a terminating error.</summary>
+        public static MailTransport Transport(Cmdlet cmdlet, string server, int port, bool useSsl, bool useStartTls, MailSecurity options, PSCredential? credential,
+            PSCredential? oauthCredential, string? userName, SecureString? oauthToken, bool skipCertificateCheck, TimeSpan timeout)
+        {
+            var security = Resolve(cmdlet, useSsl, useStartTls, options);
+            var (user, token) = OAuth(cmdlet, oauthCredential, userName, oauthToken);
+            try
+            {
+                return MailTransport.Smtp(server, port, security, credential, user, token, skipCertificateCheck, timeout);
+            }
+            catch (ArgumentException ex)
+            {
+                cmdlet.ThrowTerminatingError(new ErrorRecord(ex, "InvalidSmtpSettings", ErrorCategory.InvalidArgument, server));
+                throw; // not reached
+            }
+        }
+
         /// <summary>-UseSsl and -UseStartTls are short forms of -SecureSocketOptions; both at once is an error.</summary>
         public static MailSecurity Resolve(Cmdlet cmdlet, bool useSsl, bool useStartTls, MailSecurity options)
         {

@@ -79,6 +79,21 @@ public sealed class ClockProbe : IConnectivityProbe
     }
 }
 
+/// <summary>A bounded wait for something a test can observe (never a bare sleep): true once it holds, false at the limit.</summary>
+public static class Eventually
+{
+    public static async Task<bool> Until(Func<bool> condition, TimeSpan? limit = null)
+    {
+        var end = DateTime.UtcNow + (limit ?? TimeSpan.FromSeconds(10));
+        while (!condition())
+        {
+            if (DateTime.UtcNow > end) return false;
+            await Task.Delay(10);
+        }
+        return true;
+    }
+}
+
 public static class Clock
 {
     /// <summary>Advances fake time in small steps until the task ends (nothing really sleeps).</summary>

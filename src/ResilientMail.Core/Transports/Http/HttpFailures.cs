@@ -29,7 +29,7 @@ namespace ResilientMail.Core.Transports.Http
             if (status >= 300 && status < 400)
                 return Make(FailureKind.Permanent, FailureReason.Protocol,
                     $"{provider} answered with a redirect ({status}{(location != null ? " to " + location : "")}); the message was not sent there. " +
-                    "Redirects from a mail API are never followed: check the address (-BaseUri / -EndpointUrl) and any proxy between here and the provider.");
+                    "Redirects from a mail API are never followed: check the API's address and any proxy between here and the provider.") with { Remedy = Remedy.ProviderAddress };
             if (status == 429)
                 return Make(FailureKind.Transient, FailureReason.Throttled,
                     $"{provider} is rate limiting this account ({reply}); waiting {(retryAfter.HasValue ? $"{retryAfter.Value.TotalSeconds:0.#} s as it asked" : "with backoff")} before trying again.");
@@ -52,7 +52,7 @@ namespace ResilientMail.Core.Transports.Http
             {
                 if (e is System.Security.Authentication.AuthenticationException tls)
                     return new Failure(FailureKind.Permanent, FailureReason.Certificate,
-                        $"The TLS handshake with {provider} at {endpoint} failed: {tls.Message} Check the address (-BaseUri / -EndpointUrl) and that its certificate is trusted.");
+                        $"The TLS handshake with {provider} at {endpoint} failed: {tls.Message} Check the address and that its certificate is trusted.") { Remedy = Remedy.ProviderAddress | Remedy.TrustCertificate };
             }
             if (Find<HttpRequestException>(error) == null && Find<IOException>(error) == null && Find<SocketException>(error) == null)
                 return new Failure(FailureKind.Permanent, FailureReason.Protocol, $"Unexpected error from {provider} at {endpoint}: {error.Message}");

@@ -40,7 +40,7 @@ namespace ResilientMail.Core.Transports.Ses
             var chain = new CredentialProfileStoreChain();
             var name = Environment.GetEnvironmentVariable("AWS_PROFILE") ?? "default";
             if (chain.TryGetProfile(name, out var fallback) && fallback.Region != null) return fallback.Region.SystemName;
-            throw new ArgumentException("No AWS region is set: pass -Region (for example eu-west-1), set AWS_REGION, or give the profile a region.");
+            throw new SettingException("Region", "No AWS region is set: name one (for example eu-west-1), set AWS_REGION, or give the profile a region.");
         }
 
         /// <summary>The credentials the standard AWS chain (or the named profile, or the explicit keys) gives. Secrets stay inside.</summary>
@@ -64,8 +64,8 @@ namespace ResilientMail.Core.Transports.Ses
             }
             catch (AmazonClientException ex)
             {
-                throw new ArgumentException("No AWS credentials were found (environment variables, shared credentials/config files, SSO, container or instance role). " +
-                                            "Pass -ProfileName, -Credential (access key id and secret), or configure the AWS CLI. " + ex.Message, ex);
+                throw new SettingException("Credentials", "No AWS credentials were found (environment variables, shared credentials/config files, SSO, container or instance role). " +
+                                            "Name a profile, give an access key id and secret, or configure the AWS CLI. " + ex.Message, ex);
             }
         }
 
