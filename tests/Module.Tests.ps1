@@ -68,6 +68,7 @@ Describe 'The built module' {
     }
 
     It 'maps every member of the Core enums that have a PowerShell twin, by name' {
+        $null = New-MailTransport -PickupDirectory (Join-Path $TestDrive 'mirror') # Core loads when a cmdlet first needs it
         $core = [System.Runtime.Loader.AssemblyLoadContext]::All.Assemblies | Where-Object { $_.GetName().Name -eq 'ResilientMail.Core' } | Select-Object -First 1
         $core | Should -Not -BeNullOrEmpty
         $mapping = [ResilientMail.MailTransport].Assembly.GetType('ResilientMail.Internal.OutputMapping')
