@@ -63,7 +63,7 @@ namespace ResilientMail.Core.Campaigns
         public static string DefaultPath(string campaignName, string? dataRoot = null)
         {
             var root = dataRoot ?? DataRoot();
-            return System.IO.Path.Combine(root, "ResilientMail", "campaigns", SafeFileName(campaignName) + ".journal.jsonl");
+            return System.IO.Path.Combine(root, "ResilientMail", "campaigns", SafeFileName(campaignName) + Extension);
         }
 
         /// <summary>%LOCALAPPDATA% on Windows, $XDG_DATA_HOME or ~/.local/share elsewhere; RESILIENTMAIL_DATA overrides both.</summary>
@@ -77,6 +77,28 @@ namespace ResilientMail.Core.Campaigns
             if (!string.IsNullOrEmpty(xdg)) return xdg!;
             return System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
         }
+
+        /// <summary>The folder of the default journals.</summary>
+        public static string Folder(string? dataRoot = null) => System.IO.Path.GetDirectoryName(DefaultPath("x", dataRoot))!;
+
+        /// <summary>Every journal in the default folder.</summary>
+        public static string[] All(string? dataRoot = null)
+        {
+            var dir = Folder(dataRoot);
+            return Directory.Exists(dir) ? Directory.GetFiles(dir, "*" + Extension) : new string[0];
+        }
+
+        public const string Extension = ".journal.jsonl";
+
+        /// <summary>The campaign name a journal file stands for (its own name may have had characters replaced: see <see cref="JournalSnapshot.ReadName"/>).</summary>
+        public static string NameFromPath(string path)
+        {
+            var file = System.IO.Path.GetFileName(path);
+            return file.EndsWith(Extension, StringComparison.OrdinalIgnoreCase) ? file.Substring(0, file.Length - Extension.Length) : file;
+        }
+
+        /// <summary>The name the campaign was started with, else the one its file stands for.</summary>
+        public static string DisplayName(string path) => JournalSnapshot.ReadName(path) ?? NameFromPath(path);
 
         public static string SafeFileName(string name)
         {

@@ -78,6 +78,31 @@ namespace ResilientMail.Core.Campaigns
             return n;
         }
 
+        /// <summary>
+        /// The state the journal was left in: Completed, Paused, Stopped (Ctrl+C), Incomplete (all it was given is done,
+        /// its input never read to the end), New, or Running (started and not ended: running now, or killed).
+        /// </summary>
+        public string Status =>
+            Completed ? "Completed" : LastPause != null ? "Paused" : Stopped ? "Stopped" : Incomplete ? "Incomplete" : Runs == 0 ? "New" : "Running";
+
+        /// <summary>The campaign's counts as the journal has them: the same summary a run ends with.</summary>
+        public CampaignSummary Summary() => new CampaignSummary(Definition?.Name ?? CampaignJournal.NameFromPath(Path),
+            Completed ? CampaignState.Completed : LastPause != null ? CampaignState.Paused : CampaignState.Incomplete)
+        {
+            Recipients = _states.Count,
+            Sent = Count(RecipientState.Sent),
+            Failed = Count(RecipientState.FailedPermanent),
+            Deferred = Count(RecipientState.FailedTransient),
+            Uncertain = Count(RecipientState.Uncertain) + Count(RecipientState.Sending),
+            Pending = Count(RecipientState.Pending),
+            Duplicates = Duplicates,
+            JournalPath = Path,
+            PauseReason = LastPause,
+            LastError = LastError,
+            InputComplete = InputComplete,
+            RowsRead = RowsRead,
+        };
+
         public static bool Exists(string path) => File.Exists(path) && new FileInfo(path).Length > 0;
 
         /// <summary>The campaign's own name, from the journal's first record (file names are made safe, so they may differ); null if unreadable.</summary>

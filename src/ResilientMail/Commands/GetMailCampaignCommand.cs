@@ -33,7 +33,7 @@ namespace ResilientMail.Commands
             var paths = ParameterSetName == "Path" ? new[] { GetUnresolvedProviderPathFromPSPath(JournalPath) } : CampaignInfo.Find(Name);
             if (paths.Length == 0 && !WildcardPattern.ContainsWildcardCharacters(Name))
             {
-                WriteError(new ErrorRecord(new FileNotFoundException($"No campaign named '{Name}' (looked in {Path.GetDirectoryName(CampaignJournal.DefaultPath("x"))})."),
+                WriteError(new ErrorRecord(new FileNotFoundException($"No campaign named '{Name}' (looked in {CampaignJournal.Folder()})."),
                     "CampaignNotFound", ErrorCategory.ObjectNotFound, Name));
                 return;
             }
@@ -45,13 +45,13 @@ namespace ResilientMail.Commands
                     continue;
                 }
                 var snapshot = JournalSnapshot.Load(path, withRecipients: Recipients);
-                var name = snapshot.Definition?.Name ?? CampaignInfo.NameFromPath(path);
+                var name = snapshot.Definition?.Name ?? CampaignJournal.NameFromPath(path);
                 if (!Recipients)
                 {
                     // A CSV campaign can say how many rows it has not read yet.
                     var source = snapshot.Definition?.SourcePath;
                     long unread = source != null && File.Exists(source) ? System.Math.Max(0, CsvRecords.CountRows(source) - snapshot.Rows - snapshot.Duplicates) : 0;
-                    WriteObject(CampaignInfo.From(snapshot, CampaignInfo.StateOf(snapshot), unread));
+                    WriteObject(CampaignInfo.From(snapshot, unread));
                     continue;
                 }
                 foreach (var r in snapshot.Recipients!.Values.OrderBy(r => r.Row))

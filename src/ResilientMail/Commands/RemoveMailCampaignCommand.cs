@@ -30,7 +30,7 @@ namespace ResilientMail.Commands
             foreach (var path in paths)
             {
                 if (!File.Exists(path)) { WriteError(new ErrorRecord(new FileNotFoundException($"No journal at {path}."), "CampaignNotFound", ErrorCategory.ObjectNotFound, path)); continue; }
-                var name = CampaignInfo.NameFromPath(path);
+                var name = CampaignJournal.NameFromPath(path);
                 if (!ShouldProcess($"{name} ({path})", "Delete the campaign journal")) continue;
                 try
                 {

@@ -30,7 +30,7 @@ namespace ResilientMail.Internal
             string[] paths;
             try { paths = CampaignInfo.Find("*"); }
             catch (Exception) { return Array.Empty<CompletionResult>(); }
-            return Completion.Matching(paths.Select(CampaignInfo.DisplayName), wordToComplete, name => $"Campaign {name}");
+            return Completion.Matching(paths.Select(Core.Campaigns.CampaignJournal.DisplayName), wordToComplete, name => $"Campaign {name}");
         }
     }
 
