@@ -101,9 +101,8 @@ namespace ResilientMail.Commands
                         WriteObject(MailTransport.Ses(Region, ProfileName, Credential, EndpointUrl, Timeout));
                         return;
                     default:
-                        var security = SmtpParameters.Resolve(this, UseSsl, UseStartTls, SecureSocketOptions);
-                        var (user, token) = SmtpParameters.OAuth(this, OAuthCredential, UserName, OAuthToken);
-                        WriteObject(MailTransport.Smtp(SmtpServer, Port, security, Credential, user, token, SkipCertificateCheck, Timeout));
+                        WriteObject(SmtpParameters.Transport(this, SmtpServer, Port, UseSsl, UseStartTls, SecureSocketOptions, Credential,
+                            OAuthCredential, UserName, OAuthToken, SkipCertificateCheck, Timeout, errorId: "InvalidTransport"));
                         return;
                 }
             }

@@ -154,13 +154,7 @@ namespace ResilientMail.Commands
             _status!.Complete();
             Log?.End($"Campaign '{Name}' {info.State}: sent {info.Sent}, failed {info.Failed}, uncertain {info.Uncertain}, not yet sent {info.Remaining}.");
             WriteObject(info);
-            if (summary.State == CampaignState.Incomplete)
-                Streams.Warn(this, $"Campaign '{Name}' has done every row it was given, but its input was never read to its end ({info.RowsRead} row(s) read): " +
-                                   $"rows after those were never seen. To send them, pipe the same input again: {info.NextStep} (rows already in the journal are skipped).");
-            if (info.Uncertain > 0)
-                Streams.Warn(this, $"{info.Uncertain} recipient(s) of campaign '{Name}' are Uncertain: each message was on its way when a run stopped, and may or may not have arrived; " +
-                                   $"they were not sent again. List them: Get-MailCampaign -Name '{Name.Replace("'", "''")}' -Recipients -Status Uncertain. " +
-                                   $"Send them again (a recipient may then get it twice): {CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, false, " -ResendUncertain")}");
+            foreach (var warning in CampaignInfo.Warnings(info, JournalPath, _transport?.NeedsCallerSecret == true)) Streams.Warn(this, warning);
             if (summary.State == CampaignState.Paused) Paused(pausedBecause ?? Errors.Explain(summary.PauseReason ?? "paused", _runner!.PauseFailure), info);
         }
 
@@ -262,9 +256,7 @@ namespace ResilientMail.Commands
         {
             bool piped = ParameterSetName == "Pipeline" && _received && !info.InputComplete;
             var resume = info.NextStep ?? CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, piped);
-            var message = $"Campaign '{Name}' paused: {reason} Sent {info.Sent}, failed {info.Failed}, not yet sent {info.Remaining}" +
-                          (info.Uncertain > 0 ? $", uncertain {info.Uncertain}" : "") +
-                          (piped ? ", plus any rows the pipeline had not handed over yet" : "") + $". Nothing is lost; resume with: {resume}";
+            var message = CampaignInfo.PauseMessage(info, reason, resume, piped);
             ThrowTerminatingError(new ErrorRecord(new CampaignPausedException(message, null), "CampaignPaused", ErrorCategory.ResourceUnavailable, Name)
             {
                 ErrorDetails = new ErrorDetails(message) { RecommendedAction = resume },
@@ -289,18 +281,8 @@ namespace ResilientMail.Commands
             }
             catch (CampaignSetupError e)
             {
-                var (id, category, advice) = e.Problem switch
-                {
-                    CampaignSetupProblem.NotFound => ("CampaignNotFound", ErrorCategory.ObjectNotFound, (string?)null),
-                    CampaignSetupProblem.MissingFrom => ("MissingFrom", ErrorCategory.InvalidArgument, "Pass -From."),
-                    CampaignSetupProblem.MissingSubject => ("MissingSubject", ErrorCategory.InvalidArgument, "Pass -Subject."),
-                    CampaignSetupProblem.MissingTransport => ("MissingTransport", ErrorCategory.InvalidArgument, "Pass -Transport (see New-MailTransport)."),
-                    CampaignSetupProblem.TemplateUnreadable => ("TemplateUnreadable", ErrorCategory.ReadError, "Check -BodyPath and -HtmlBodyPath."),
-                    CampaignSetupProblem.AttachmentNotFound => ("AttachmentNotFound", ErrorCategory.InvalidArgument, "Check -Attachments."),
-                    CampaignSetupProblem.CredentialRequired => ("CredentialRequired", ErrorCategory.AuthenticationError, "Pass -Transport again (New-MailTransport ...)."),
-                    _ => ("InvalidCampaign", ErrorCategory.InvalidArgument, null),
-                };
-                Stop(new InvalidOperationException(advice == null ? e.Message : $"{e.Message} {advice}", e), id, category);
+                _status?.Complete();
+                ThrowTerminatingError(Errors.For(e, Name));
                 throw; // not reached
             }
         }
@@ -375,9 +357,7 @@ namespace ResilientMail.Commands
             if (_runner == null || _finished) return null;
             var s = _runner.Summarize();
             bool piped = _plan!.Piped && CsvPath == null && !s.InputComplete;
-            var resume = CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, piped);
-            return $"Campaign '{Name}' stopped: sent {s.Sent}, failed {s.Failed}, uncertain {s.Uncertain}, not yet sent {s.Remaining}" +
-                   (piped ? ", plus the rows the pipeline had not handed over" : "") + $". Nothing is lost; resume with: {resume}";
+            return CampaignInfo.StoppedLine(s, CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, piped), piped);
         }
 
         protected override void ReleaseSending()

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using ResilientMail.Core.Campaigns;
@@ -55,6 +56,28 @@ namespace ResilientMail.Internal
             InputComplete = s.InputComplete,
             RowsRead = s.RowsRead,
         };
+
+        /// <summary>What a run's end must not let anyone miss: an input never read to its end, and Uncertain recipients.</summary>
+        public static IEnumerable<string> Warnings(MailCampaignInfo info, string? journalPath, bool needsTransport)
+        {
+            if (info.State == "Incomplete")
+                yield return $"Campaign '{info.Name}' has done every row it was given, but its input was never read to its end ({info.RowsRead} row(s) read): " +
+                             $"rows after those were never seen. To send them, pipe the same input again: {info.NextStep} (rows already in the journal are skipped).";
+            if (info.Uncertain > 0)
+                yield return $"{info.Uncertain} recipient(s) of campaign '{info.Name}' are Uncertain: each message was on its way when a run stopped, and may or may not have arrived; " +
+                             $"they were not sent again. List them: Get-MailCampaign -Name '{info.Name.Replace("'", "''")}' -Recipients -Status Uncertain. " +
+                             $"Send them again (a recipient may then get it twice): {ResumeCommand(info.Name, journalPath, needsTransport, false, " -ResendUncertain")}";
+        }
+
+        public static string PauseMessage(MailCampaignInfo info, string reason, string resume, bool piped) =>
+            $"Campaign '{info.Name}' paused: {reason} Sent {info.Sent}, failed {info.Failed}, not yet sent {info.Remaining}" +
+            (info.Uncertain > 0 ? $", uncertain {info.Uncertain}" : "") +
+            (piped ? ", plus any rows the pipeline had not handed over yet" : "") + $". Nothing is lost; resume with: {resume}";
+
+        /// <summary>The one line after Ctrl+C.</summary>
+        public static string StoppedLine(CampaignSummary s, string resume, bool piped) =>
+            $"Campaign '{s.Name}' stopped: sent {s.Sent}, failed {s.Failed}, uncertain {s.Uncertain}, not yet sent {s.Remaining}" +
+            (piped ? ", plus the rows the pipeline had not handed over" : "") + $". Nothing is lost; resume with: {resume}";
 
         /// <summary>The command that continues a campaign, as a user would type it.</summary>
         public static string ResumeCommand(string name, string? journalPath, bool needsTransport, bool pipeInput, string extra = "")

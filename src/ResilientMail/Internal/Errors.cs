@@ -49,6 +49,23 @@ namespace ResilientMail.Internal
             return remedies == null ? text : text.TrimEnd() + " " + remedies;
         }
 
+        /// <summary>A campaign that cannot start: one stable id per problem, and the parameter that fixes it.</summary>
+        public static ErrorRecord For(Core.Campaigns.CampaignSetupError e, object? target)
+        {
+            var (id, category, advice) = e.Problem switch
+            {
+                Core.Campaigns.CampaignSetupProblem.NotFound => ("CampaignNotFound", ErrorCategory.ObjectNotFound, (string?)null),
+                Core.Campaigns.CampaignSetupProblem.MissingFrom => ("MissingFrom", ErrorCategory.InvalidArgument, "Pass -From."),
+                Core.Campaigns.CampaignSetupProblem.MissingSubject => ("MissingSubject", ErrorCategory.InvalidArgument, "Pass -Subject."),
+                Core.Campaigns.CampaignSetupProblem.MissingTransport => ("MissingTransport", ErrorCategory.InvalidArgument, "Pass -Transport (see New-MailTransport)."),
+                Core.Campaigns.CampaignSetupProblem.TemplateUnreadable => ("TemplateUnreadable", ErrorCategory.ReadError, "Check -BodyPath and -HtmlBodyPath."),
+                Core.Campaigns.CampaignSetupProblem.AttachmentNotFound => ("AttachmentNotFound", ErrorCategory.InvalidArgument, "Check -Attachments."),
+                Core.Campaigns.CampaignSetupProblem.CredentialRequired => ("CredentialRequired", ErrorCategory.AuthenticationError, "Pass -Transport again (New-MailTransport ...)."),
+                _ => ("InvalidCampaign", ErrorCategory.InvalidArgument, null),
+            };
+            return new ErrorRecord(new InvalidOperationException(advice == null ? e.Message : $"{e.Message} {advice}", e), id, category, target);
+        }
+
         /// <summary>A Core setting error with the parameter that sets it.</summary>
         public static string Explain(SettingException ex) => ex.Setting switch
         {

@@ -9,7 +9,7 @@ namespace ResilientMail.Internal
     {
         /// <summary>An SMTP transport from the parameters; a bad combination or value is a terminating error.</summary>
         public static MailTransport Transport(Cmdlet cmdlet, string server, int port, bool useSsl, bool useStartTls, MailSecurity options, PSCredential? credential,
-            PSCredential? oauthCredential, string? userName, SecureString? oauthToken, bool skipCertificateCheck, TimeSpan timeout)
+            PSCredential? oauthCredential, string? userName, SecureString? oauthToken, bool skipCertificateCheck, TimeSpan timeout, string errorId = "InvalidSmtpSettings")
         {
             var security = Resolve(cmdlet, useSsl, useStartTls, options);
             var (user, token) = OAuth(cmdlet, oauthCredential, userName, oauthToken);
@@ -19,7 +19,7 @@ namespace ResilientMail.Internal
             }
             catch (ArgumentException ex)
             {
-                cmdlet.ThrowTerminatingError(new ErrorRecord(ex, "InvalidSmtpSettings", ErrorCategory.InvalidArgument, server));
+                cmdlet.ThrowTerminatingError(new ErrorRecord(ex, errorId, ErrorCategory.InvalidArgument, server));
                 throw; // not reached
             }
         }
