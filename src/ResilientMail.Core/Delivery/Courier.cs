@@ -172,7 +172,7 @@ namespace ResilientMail.Core.Delivery
             }
             catch (ConnectivityLostException lost)
             {
-                throw new MailDeliveryException(new Failure(FailureKind.Transient, FailureReason.ConnectivityLost, lost.Message) { Remedy = Remedy.WaitLonger | Remedy.ServerAddress }, lost);
+                throw new MailDeliveryException(new Failure(FailureKind.Transient, FailureReason.ConnectivityLost, lost.Message) { Remedy = Remedy.WaitLonger }, lost);
             }
 
             _chatter?.Invoke(new DeliveryEvent(DeliveryEventKind.Attempt,
