@@ -15,7 +15,7 @@ AfterAll {
 
 Describe 'Error messages say what happened and what to do' {
     It '1. TLS from the start against a plain port: the TLS mode does not match the port' {
-        $e = Catch-Error { Send-ResilientMail -SmtpServer 127.0.0.1 -Port $plain.SmtpPort -UseSsl -From a@example.com -To b@example.com -Subject s -Body b -NoDelay -ErrorAction Stop }
+        $e = Catch-Error { Send-ResilientMail -SmtpServer 127.0.0.1 -Port $plain.SmtpPort -SecureSocketOptions SslOnConnect -From a@example.com -To b@example.com -Subject s -Body b -NoDelay -ErrorAction Stop }
         $e.FullyQualifiedErrorId | Should -BeLike 'TlsHandshakeFailed,*'
         $e.Exception.Message | Should -Match 'TLS mode does not match the port'
         $e.ErrorDetails.RecommendedAction | Should -Match '465'

@@ -33,7 +33,10 @@ namespace ResilientMail.Core.Campaigns
         }
 
         /// <summary>The columns that hold the address when no key column is named, in the order tried.</summary>
-        public static readonly string[] AddressColumns = { "Email", "EmailAddress", "To", "Recipient", "Mail", "Address" };
+        public static readonly string[] AddressColumns =
+        {
+            "Email", "EmailAddress", "E-mail Address", "Email Address", "E-mail 1 - Value", "PrimarySmtpAddress", "Mail", "To", "Recipient", "Address",
+        };
 
         /// <summary>A row's address: from <paramref name="column"/>, else from the first address column it has; "" when none.</summary>
         public static string AddressOf(IReadOnlyDictionary<string, object?> row, string? column)

@@ -17,11 +17,16 @@ namespace ResilientMail.Core.Delivery
     {
         private readonly MimeMessage _message;
         private readonly List<MailboxAddress> _all;
-        private readonly HashSet<string> _delivered = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        private readonly Dictionary<string, RecipientRefusal> _final = new Dictionary<string, RecipientRefusal>(StringComparer.OrdinalIgnoreCase);
-        private readonly Dictionary<string, RecipientRefusal> _open = new Dictionary<string, RecipientRefusal>(StringComparer.OrdinalIgnoreCase);
-        private readonly HashSet<string> _maybe = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        private readonly List<RecipientRefusal> _deferredNow = new List<RecipientRefusal>();
+        // Made when first needed: the healthy path (everyone taken at the first attempt) uses none of them.
+        private HashSet<string>? _deliveredSet;
+        private Dictionary<string, RecipientRefusal>? _finalMap, _openMap;
+        private HashSet<string>? _maybeSet;
+        private List<RecipientRefusal>? _deferredList;
+        private HashSet<string> _delivered => _deliveredSet ??= new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        private Dictionary<string, RecipientRefusal> _final => _finalMap ??= new Dictionary<string, RecipientRefusal>(StringComparer.OrdinalIgnoreCase);
+        private Dictionary<string, RecipientRefusal> _open => _openMap ??= new Dictionary<string, RecipientRefusal>(StringComparer.OrdinalIgnoreCase);
+        private HashSet<string> _maybe => _maybeSet ??= new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        private List<RecipientRefusal> _deferredNow => _deferredList ??= new List<RecipientRefusal>();
         private Failure? _ambiguous;
 
         public RecipientFates(MimeMessage message)
@@ -30,10 +35,14 @@ namespace ResilientMail.Core.Delivery
             _all = Envelope.Recipients(message);
         }
 
+        // The healthy path: the first attempt took the message for everyone; nothing else needs recording.
+        private bool _allAtOnce;
+        private bool _recorded;
+
         /// <summary>Whom the next attempt goes to: null (everyone) until some recipient's fate is known.</summary>
         public IReadOnlyList<MailboxAddress>? Remaining()
         {
-            if (_delivered.Count == 0 && _final.Count == 0) return null;
+            if ((_deliveredSet == null || _deliveredSet.Count == 0) && (_finalMap == null || _finalMap.Count == 0)) return null;
             return _all.Where(m => !_delivered.Contains(m.Address) && !_final.ContainsKey(m.Address)).ToArray();
         }
 
@@ -43,6 +52,12 @@ namespace ResilientMail.Core.Delivery
         /// </summary>
         public void Record(SendAttempt state, bool succeeded, Failure? failure)
         {
+            if (!_recorded && succeeded && state.Recipients == null && state.Refused.Count == 0)
+            {
+                _recorded = _allAtOnce = true;
+                return;
+            }
+            _recorded = true;
             _deferredNow.Clear();
             var envelope = state.Recipients ?? _all;
             foreach (var address in state.Delivered) Deliver(address);
@@ -75,7 +90,7 @@ namespace ResilientMail.Core.Delivery
         /// <summary>After an attempt that delivered: the failure that makes the retry go to the recipients deferred one by one, if any.</summary>
         public Failure? Deferred()
         {
-            if (_deferredNow.Count == 0) return null;
+            if (_deferredList == null || _deferredList.Count == 0) return null;
             var list = _deferredNow.ToArray();
             return new Failure(FailureKind.Transient, FailureReason.RecipientRejected,
                 $"Delivered to {_delivered.Count} of {_all.Count} recipients; deferred by the server: {Refusals.Describe(list)}")
@@ -87,11 +102,17 @@ namespace ResilientMail.Core.Delivery
             };
         }
 
-        public string DeliveredText() => string.Join(", ", _all.Where(m => _delivered.Contains(m.Address)).Select(m => m.Address));
+        public string DeliveredText() => _allAtOnce ? string.Join(", ", _all.Select(m => m.Address)) : string.Join(", ", _all.Where(m => _delivered.Contains(m.Address)).Select(m => m.Address));
 
         /// <summary>The message's result: every recipient either delivered or with its own failure.</summary>
         public DeliveryResult Result(string recipients, int attempts, TimeSpan elapsed, Receipt? receipt, Failure? last, Exception? error)
         {
+            if (_allAtOnce)
+            {
+                var everyone = new string[_all.Count];
+                for (int i = 0; i < everyone.Length; i++) everyone[i] = _all[i].Address;
+                return new DeliveryResult(recipients, DeliveryStatus.Sent, attempts, elapsed) { MessageId = receipt?.MessageId, ServerReply = receipt?.ServerReply, Delivered = everyone };
+            }
             var refused = new List<RecipientRefusal>();
             foreach (var m in _all)
             {

@@ -133,20 +133,36 @@ namespace ResilientMail.Core.Messages
                 throw new MessageValidationException(ValidationProblem.AttachmentNotFound, $"Attachment '{path}' does not exist.", "Attachments");
         }
 
+        // One mailbox whose display name holds an unquoted comma ("Doe, Jane <jane@example.com>"), as Send-MailMessage takes it.
+        private static readonly ParserOptions OneMailbox = new ParserOptions
+        {
+            AddressParserComplianceMode = RfcComplianceMode.Strict,
+            AllowAddressesWithoutDomain = false,
+            AllowUnquotedCommasInAddresses = true,
+        };
+
+        /// <summary>
+        /// One -To (or Cc, Bcc, Reply-To) element: a list of addresses ("a@x, b@y": both), or one mailbox whose display name
+        /// has a comma. A single-label domain (it@intranet, backup@localhost) is an address internal relays deliver.
+        /// </summary>
         internal static InternetAddressList ParseList(string? text, string field)
         {
             RejectLineBreaks(text, field);
             if (string.IsNullOrWhiteSpace(text))
                 throw new MessageValidationException(ValidationProblem.InvalidAddress, $"{field} is empty.", field);
-            if (!InternetAddressList.TryParse(StrictAddresses, text, out var list) || list.Count == 0)
+            if (InternetAddressList.TryParse(StrictAddresses, text, out var list) && list.Count > 0 && list.All(IsMailbox))
+                return list;
+            if (MailboxAddress.TryParse(OneMailbox, text, out var one) && IsMailbox(one) && text!.IndexOf('<') >= 0)
+                return new InternetAddressList(new InternetAddress[] { one });
+            if (list == null || list.Count == 0)
                 throw new MessageValidationException(ValidationProblem.InvalidAddress, $"'{text}' in {field} is not a valid email address.", field);
-            foreach (var address in list)
-            {
-                if (!(address is MailboxAddress mailbox) || string.IsNullOrEmpty(mailbox.Domain) || mailbox.Domain.IndexOf('.') < 0 && !mailbox.Domain.StartsWith("[", StringComparison.Ordinal))
-                    throw new MessageValidationException(ValidationProblem.InvalidAddress, $"'{address}' in {field} is not a deliverable mailbox address.", field);
-            }
-            return list;
+            var bad = list.First(a => !IsMailbox(a));
+            throw new MessageValidationException(ValidationProblem.InvalidAddress, $"'{bad}' in {field} is not a deliverable mailbox address.", field);
         }
+
+        private static bool IsMailbox(InternetAddress address) =>
+            address is MailboxAddress mailbox && !string.IsNullOrEmpty(mailbox.Domain) && !string.IsNullOrEmpty(mailbox.LocalPart) &&
+            (mailbox.Domain.StartsWith("[", StringComparison.Ordinal) || mailbox.Domain.Split('.').All(label => label.Length > 0));
 
         private static void RejectLineBreaks(string? value, string field)
         {

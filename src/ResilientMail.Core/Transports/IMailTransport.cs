@@ -19,9 +19,11 @@ namespace ResilientMail.Core.Transports
     /// <summary>State of one attempt that the engine reads after it ends, however it ends.</summary>
     public sealed class SendAttempt
     {
+        private static readonly string[] NoneDelivered = new string[0];
         private int _bodySent;
-        private readonly List<string> _delivered = new List<string>();
-        private readonly List<RecipientRefusal> _refused = new List<RecipientRefusal>();
+        // Made only when a transaction settles something (SMTP): a healthy HTTP send allocates neither.
+        private List<string>? _delivered;
+        private List<RecipientRefusal>? _refused;
 
         /// <summary>The whole message reached the wire in a transaction whose outcome is not known yet: a failure from here on leaves it unknown.</summary>
         public bool BodySent => Volatile.Read(ref _bodySent) == 1;
@@ -35,20 +37,20 @@ namespace ResilientMail.Core.Transports
         public IReadOnlyList<MailboxAddress>? Recipients { get; set; }
 
         /// <summary>Recipients a finished transaction of this attempt delivered to (known even if a later transaction fails).</summary>
-        public IReadOnlyList<string> Delivered => _delivered;
+        public IReadOnlyList<string> Delivered => (IReadOnlyList<string>?)_delivered ?? NoneDelivered;
 
         /// <summary>Recipients refused one by one in this attempt (RCPT TO, or an address the transport cannot carry).</summary>
-        public IReadOnlyList<RecipientRefusal> Refused => _refused;
+        public IReadOnlyList<RecipientRefusal> Refused => (IReadOnlyList<RecipientRefusal>?)_refused ?? Receipt.NoRefusals;
 
         /// <summary>A transaction ended with the server's answer: what it took and what it refused is known.</summary>
         public void Settle(IEnumerable<string> delivered, IEnumerable<RecipientRefusal> refused)
         {
-            _delivered.AddRange(delivered);
-            _refused.AddRange(refused);
+            (_delivered ??= new List<string>()).AddRange(delivered);
+            foreach (var r in refused) Refuse(r);
             Volatile.Write(ref _bodySent, 0);
         }
 
-        public void Refuse(RecipientRefusal refusal) => _refused.Add(refusal);
+        public void Refuse(RecipientRefusal refusal) => (_refused ??= new List<RecipientRefusal>()).Add(refusal);
     }
 
     /// <summary>

@@ -5,6 +5,7 @@ using System.Linq;
 using System.Management.Automation;
 using System.Security;
 using System.Threading;
+using ResilientMail.Core.Campaigns;
 using ResilientMail.Core.Delivery;
 using ResilientMail.Core.Messages;
 using ResilientMail.Core.Resilience;
@@ -22,8 +23,12 @@ namespace ResilientMail.Commands
         [Parameter(ValueFromPipeline = true)]
         public PSObject? InputObject { get; set; }
 
-        [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
-        [Alias("Email", "EmailAddress", "Recipient")]
+        /// <summary>
+        /// Binds from the columns people's lists have: Email, EmailAddress, Outlook's and Google's exports, Get-ADUser's mail,
+        /// Get-Mailbox's PrimarySmtpAddress, Get-MgUser's Mail (the same set a campaign looks for).
+        /// </summary>
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+        [Alias("Email", "EmailAddress", "E-mail Address", "Email Address", "E-mail 1 - Value", "PrimarySmtpAddress", "Mail", "Recipient")]
         public string[] To { get; set; } = new string[0];
 
         [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -61,10 +66,11 @@ namespace ResilientMail.Commands
         [Parameter]
         public MailPriority Priority { get; set; } = MailPriority.Normal;
 
-        [Parameter(Mandatory = true, ParameterSetName = "Smtp")]
+        /// <summary>$PSEmailServer when not given, as with Send-MailMessage.</summary>
+        [Parameter(Position = 3, ParameterSetName = "Smtp")]
         [Alias("ComputerName")]
         [ValidateNotNullOrEmpty]
-        public string SmtpServer { get; set; } = "";
+        public string? SmtpServer { get; set; }
 
         /// <summary>A transport from New-MailTransport, instead of the SMTP parameters.</summary>
         [Parameter(Mandatory = true, ParameterSetName = "Transport")]
@@ -123,7 +129,7 @@ namespace ResilientMail.Commands
         protected override void BeginProcessing()
         {
             var options = BuildCourierOptions();
-            var transport = Transport ?? SmtpParameters.Transport(this, SmtpServer, Port, UseSsl, UseStartTls, SecureSocketOptions, Credential,
+            var transport = Transport ?? SmtpParameters.Transport(this, SmtpServerOrDefault(), Port, UseSsl, UseStartTls, SecureSocketOptions, Credential,
                 OAuthCredential, UserName, OAuthToken, SkipCertificateCheck, Timeout);
             CheckFixedParts();
             _status = new StatusReporter(this, "Send-ResilientMail");
@@ -138,15 +144,40 @@ namespace ResilientMail.Commands
             _queue.Start(StopToken);
         }
 
+        private string SmtpServerOrDefault()
+        {
+            var server = SmtpServer ?? GetVariableValue("PSEmailServer")?.ToString();
+            if (string.IsNullOrWhiteSpace(server))
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException("No SMTP server: pass -SmtpServer (or -Transport), or set $PSEmailServer."), "MissingSmtpServer", ErrorCategory.InvalidArgument, null));
+            return server!;
+        }
+
+        // Files piped in (Get-ChildItem *.log | Send-ResilientMail ...) are attachments of one message, as with Send-MailMessage.
+        private readonly List<string> _pipedFiles = new List<string>();
+
         protected override void ProcessRecord()
+        {
+            if (InputObject?.BaseObject is System.IO.FileInfo file)
+            {
+                _pipedFiles.Add(file.FullName);
+                return;
+            }
+            Enqueue(Spec(), InputObject);
+        }
+
+        private void Enqueue(MessageSpec spec, PSObject? row)
         {
             string label = string.Join(", ", To);
             QueuedMessage item;
             _received++;
             try
             {
-                var template = _templates.For(Spec());
-                var message = MessageBuilder.Prepare(template, Rows.Of(InputObject, template.Columns));
+                if (spec.To.Count == 0 && spec.Cc.Count == 0 && spec.Bcc.Count == 0)
+                    throw new MessageValidationException(ValidationProblem.MissingRecipient, row == null
+                        ? "No recipient: pass -To (or -Cc, -Bcc)."
+                        : $"This record has no recipient: pass -To, or give it a column named {string.Join(", ", RecipientKey.AddressColumns.Where(c => c != "To" && c != "Address"))} or To.", "To");
+                var template = _templates.For(spec);
+                var message = MessageBuilder.Prepare(template, Rows.Of(row, template.Columns));
                 label = message.Recipients;
                 if (!ShouldProcess(label, $"Send mail '{message.Subject}' through {_courier!.Transport.Description}"))
                 {
@@ -211,6 +242,11 @@ namespace ResilientMail.Commands
 
         protected override void EndProcessing()
         {
+            if (_courier != null && _pipedFiles.Count > 0)
+            {
+                var spec = Spec();
+                Enqueue(spec with { Attachments = spec.Attachments.Concat(_pipedFiles).ToArray() }, null);
+            }
             if (_courier != null)
             {
                 _queue!.Complete();

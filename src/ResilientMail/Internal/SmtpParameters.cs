@@ -11,11 +11,11 @@ namespace ResilientMail.Internal
         public static MailTransport Transport(Cmdlet cmdlet, string server, int port, bool useSsl, bool useStartTls, MailSecurity options, PSCredential? credential,
             PSCredential? oauthCredential, string? userName, SecureString? oauthToken, bool skipCertificateCheck, TimeSpan timeout, string errorId = "InvalidSmtpSettings")
         {
-            var security = Resolve(cmdlet, useSsl, useStartTls, options);
+            var (security, resolvedPort) = Resolve(cmdlet, useSsl, useStartTls, options, port);
             var (user, token) = OAuth(cmdlet, oauthCredential, userName, oauthToken);
             try
             {
-                return MailTransport.Smtp(server, port, security, credential, user, token, skipCertificateCheck, timeout);
+                return MailTransport.Smtp(server, resolvedPort, security, credential, user, token, skipCertificateCheck, timeout);
             }
             catch (ArgumentException ex)
             {
@@ -24,14 +24,18 @@ namespace ResilientMail.Internal
             }
         }
 
-        /// <summary>-UseSsl and -UseStartTls are short forms of -SecureSocketOptions; both at once is an error.</summary>
-        public static MailSecurity Resolve(Cmdlet cmdlet, bool useSsl, bool useStartTls, MailSecurity options)
+        /// <summary>
+        /// -UseSsl means what it means in Send-MailMessage: TLS is required; it starts from the first byte on port 465 and
+        /// with STARTTLS on any other port (25 when none is given, Send-MailMessage's default). -UseStartTls is STARTTLS
+        /// (587 when no port is given). Both at once is an error; -SecureSocketOptions is the exact choice.
+        /// </summary>
+        public static (MailSecurity Security, int Port) Resolve(Cmdlet cmdlet, bool useSsl, bool useStartTls, MailSecurity options, int port)
         {
             if (useSsl && useStartTls)
                 cmdlet.ThrowTerminatingError(new ErrorRecord(new ArgumentException("-UseSsl and -UseStartTls cannot be used together."), "ConflictingTlsOptions", ErrorCategory.InvalidArgument, null));
-            if (useSsl) return MailSecurity.SslOnConnect;
-            if (useStartTls) return MailSecurity.StartTls;
-            return options;
+            if (useSsl) return port == 465 ? (MailSecurity.SslOnConnect, 465) : (MailSecurity.StartTls, port == 0 ? 25 : port);
+            if (useStartTls) return (MailSecurity.StartTls, port);
+            return (options, port);
         }
 
         /// <summary>-OAuthCredential (user name + token) or -UserName with -OAuthToken; both forms at once is an error.</summary>

@@ -124,7 +124,7 @@ namespace ResilientMail.Core.Transports
                 }
             }
 
-            var replies = new List<string>();
+            string? replies = null;
             while (pending.Count > 0)
             {
                 client.Refused.Clear();
@@ -139,14 +139,20 @@ namespace ResilientMail.Core.Transports
                     attempt.Settle(new string[0], client.Refused.Select(r => Refusals.Of(r.Mailbox, r.Response)));
                     throw new MailDeliveryException(Refusals.AllRefused(attempt.Refused), ex);
                 }
+                replies = replies == null ? reply : replies + " | " + reply;
+                if (client.Refused.Count == 0)
+                {
+                    // The usual case: everyone taken in one transaction.
+                    attempt.Settle(pending.Count == 1 ? new[] { pending[0].Address } : pending.Select(p => p.Address).ToArray(), Receipt.NoRefusals);
+                    break;
+                }
                 var refused = new HashSet<MailboxAddress>(client.Refused.Select(r => r.Mailbox));
                 var capped = client.Refused.Where(r => Envelope.TooManyRecipients(r.Response)).Select(r => r.Mailbox).ToList();
-                attempt.Settle(pending.Where(p => !refused.Contains(p)).Select(p => p.Address),
-                               client.Refused.Where(r => !Envelope.TooManyRecipients(r.Response)).Select(r => Refusals.Of(r.Mailbox, r.Response)));
-                replies.Add(reply);
+                attempt.Settle(pending.Where(p => !refused.Contains(p)).Select(p => p.Address).ToArray(),
+                               client.Refused.Where(r => !Envelope.TooManyRecipients(r.Response)).Select(r => Refusals.Of(r.Mailbox, r.Response)).ToArray());
                 pending = capped;
             }
-            return new Receipt(message.MessageId ?? "", string.Join(" | ", replies)) { Refused = attempt.Refused.ToArray() };
+            return new Receipt(message.MessageId ?? "", replies ?? "") { Refused = attempt.Refused };
         }
 
         private static readonly FormatOptions International = CreateInternational();

@@ -1,0 +1,116 @@
+# Coming from Send-MailMessage (part of issue 14): the same call through Send-MailMessage and through the module, against
+# the same scripted SMTP server, which records every command and message. Send-MailMessage is the reference.
+BeforeAll {
+    . $PSScriptRoot/Common.ps1
+    Import-Module (Join-Path $RepoRoot 'build/TestServers.psm1') -Force
+    $script:servers = [System.Collections.Generic.List[object]]::new()
+    function New-Smtp { $s = Start-ScriptedSmtp -Ehlo '8BITMIME'; $servers.Add($s); $s }
+    function Get-Rcpt($Server) { @(Get-ScriptedSmtpRecord $Server -Commands | Where-Object { $_ -like 'RCPT TO*' }) }
+    # An attachment's name, as MimeKit (filename=) and .NET's SmtpClient (name= on its Content-Type) write it.
+    function Get-AttachmentNames([string]$Message) { @([regex]::Matches($Message, '(?:file)?name="?([^";\r\n]+\.log)"?') | ForEach-Object { $_.Groups[1].Value } | Sort-Object -Unique) }
+    $script:tls = Start-Smtp4dev -TlsMode StartTls
+    $script:plain = Start-Smtp4dev
+}
+
+AfterAll {
+    foreach ($s in $servers) { if (-not $s.Process.HasExited) { $s.Process.Kill($true) } }
+    foreach ($s in $tls, $plain) { if ($s) { Stop-Smtp4dev $s } }
+}
+
+Describe 'Coming from Send-MailMessage' {
+    It 'accepts the addresses Send-MailMessage accepts: a single-label domain, a display name with a comma' {
+        $reference = New-Smtp
+        Send-MailMessage -SmtpServer 127.0.0.1 -Port $reference.Port -From it@example.com -To 'backup@localhost', 'Doe, Jane <jane@example.com>' -Subject s -Body b -WarningAction SilentlyContinue
+        $module = New-Smtp
+        $r = Send-ResilientMail -SmtpServer 127.0.0.1 -Port $module.Port -From it@example.com -To 'backup@localhost', 'Doe, Jane <jane@example.com>' -Subject s -Body b -NoDelay
+        $r.Status | Should -Be 'Sent'
+        Get-Rcpt $module | Should -Be (Get-Rcpt $reference)
+        Get-Rcpt $module | Should -Be @('RCPT TO:<backup@localhost>', 'RCPT TO:<jane@example.com>')
+    }
+
+    It 'still refuses what is really invalid, and CR/LF' {
+        $s = New-Smtp
+        $r = 'not-an-address', 'a@example..com', "x@example.com`r`nBcc: victim@example.com" | ForEach-Object {
+            Send-ResilientMail -SmtpServer 127.0.0.1 -Port $s.Port -From it@example.com -To $_ -Subject s -Body b -NoDelay -ErrorAction SilentlyContinue -ErrorVariable +errs
+        }
+        $r.Status | Should -Be @('Failed', 'Failed', 'Failed')
+        $errs.FullyQualifiedErrorId | ForEach-Object { $_ -replace ',.*' } | Should -Be @('InvalidAddress', 'InvalidAddress', 'HeaderInjection')
+        Get-Rcpt $s | Should -BeNullOrEmpty
+    }
+
+    It 'sends files piped in as the attachments of one message' {
+        $dir = Join-Path $TestDrive 'logs'
+        $null = New-Item -ItemType Directory -Force $dir
+        foreach ($n in 'app', 'db', 'web') { Set-Content (Join-Path $dir "$n.log") "log of $n" }
+        $reference = New-Smtp
+        Get-ChildItem $dir -Filter *.log | Send-MailMessage -SmtpServer 127.0.0.1 -Port $reference.Port -From it@example.com -To ops@example.com -Subject logs -Body 'see attached' -WarningAction SilentlyContinue
+        $module = New-Smtp
+        $r = Get-ChildItem $dir -Filter *.log | Send-ResilientMail -SmtpServer 127.0.0.1 -Port $module.Port -From it@example.com -To ops@example.com -Subject logs -Body 'see attached' -NoDelay
+        @($r).Count | Should -Be 1
+        $r.Status | Should -Be 'Sent'
+        $sent = @(Get-ScriptedSmtpRecord $module -Messages)
+        $sent.Count | Should -Be @(Get-ScriptedSmtpRecord $reference -Messages).Count
+        $sent.Count | Should -Be 1
+        Get-AttachmentNames $sent[0] | Should -Be (Get-AttachmentNames @(Get-ScriptedSmtpRecord $reference -Messages)[0])
+        Get-AttachmentNames $sent[0] | Should -Be @('app.log', 'db.log', 'web.log')
+    }
+
+    It 'takes To, Subject, Body and SmtpServer by position, and $PSEmailServer as the default server' {
+        $s = New-Smtp
+        $r = Send-ResilientMail 'pos@example.com' 'By position' 'Body text' '127.0.0.1' -Port $s.Port -From it@example.com -NoDelay
+        $r.Status | Should -Be 'Sent'
+        $PSEmailServer = '127.0.0.1'
+        $r = Send-ResilientMail -To 'default@example.com' -Subject s -Body b -Port $s.Port -From it@example.com -NoDelay
+        $r.Status | Should -Be 'Sent'
+        Get-Rcpt $s | Should -Be @('RCPT TO:<pos@example.com>', 'RCPT TO:<default@example.com>')
+        @(Get-ScriptedSmtpRecord $s -Messages)[0] | Should -Match 'Subject: By position'
+    }
+
+    It 'binds the address columns of <Source> without renaming' -ForEach @(
+        @{ Source = 'an Outlook contact export'; Column = 'E-mail Address' }
+        @{ Source = 'a Google contact export'; Column = 'E-mail 1 - Value' }
+        @{ Source = 'a CSV with Email Address'; Column = 'Email Address' }
+        @{ Source = 'Get-ADUser -Properties mail'; Column = 'mail' }
+        @{ Source = 'Get-ADUser -Properties EmailAddress'; Column = 'EmailAddress' }
+        @{ Source = 'Get-Mailbox / Get-EXOMailbox'; Column = 'PrimarySmtpAddress' }
+        @{ Source = 'Get-MgUser'; Column = 'Mail' }
+    ) {
+        $s = New-Smtp
+        $row = [pscustomobject]@{ $Column = 'bound@example.com'; DisplayName = 'Bound' }
+        $r = $row | Send-ResilientMail -SmtpServer 127.0.0.1 -Port $s.Port -From it@example.com -Subject 'Hi {{DisplayName}}' -Body b -NoDelay
+        $r.Status | Should -Be 'Sent'
+        Get-Rcpt $s | Should -Be @('RCPT TO:<bound@example.com>')
+        # The same row in a campaign finds the same column.
+        $pickup = Join-Path $TestDrive "campaign-$($Column -replace '\W')"
+        $env:RESILIENTMAIL_DATA = Join-Path $TestDrive 'data'
+        try {
+            $info = $row | Start-MailCampaign -Name "bind-$([guid]::NewGuid().ToString('n'))" -Transport (New-MailTransport -PickupDirectory $pickup) -From it@example.com -Subject s -Body b -NoDelay | Select-Object -Last 1
+        } finally { Remove-Item Env:RESILIENTMAIL_DATA }
+        $info.Sent | Should -Be 1
+    }
+
+    It 'says which columns it accepts when a record has none of them' {
+        $s = New-Smtp
+        $r = [pscustomobject]@{ Name = 'no address' } | Send-ResilientMail -SmtpServer 127.0.0.1 -Port $s.Port -From it@example.com -Subject s -Body b -NoDelay -ErrorAction SilentlyContinue -ErrorVariable errs
+        $r.Status | Should -Be 'Failed'
+        @($errs).Count | Should -Be 1
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'MissingRecipient,*'
+        $errs[0].Exception.Message | Should -Match 'E-mail Address'
+        $errs[0].Exception.Message | Should -Match 'PrimarySmtpAddress'
+    }
+
+    It '-UseSsl requires TLS and uses STARTTLS on a port other than 465' {
+        $r = Send-ResilientMail -SmtpServer 127.0.0.1 -Port $tls.SmtpPort -UseSsl -SkipCertificateCheck -From it@example.com -To tls@example.com -Subject 'use ssl' -Body b -NoDelay -Verbose 4>&1
+        ($r | Where-Object { $_ -is [ResilientMail.MailDeliveryResult] }).Status | Should -Be 'Sent'
+        ($r | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | Where-Object Message -match 'Connected to').Message | Should -Match 'Tls1[23]'
+        # A server without STARTTLS is refused, not sent to in the clear, and the error says so (not "TLS mode does not match").
+        $e = $null
+        try { Send-ResilientMail -SmtpServer 127.0.0.1 -Port $plain.SmtpPort -UseSsl -From it@example.com -To x@example.com -Subject s -Body b -NoDelay -ErrorAction Stop } catch { $e = $_ }
+        $e.FullyQualifiedErrorId | Should -BeLike 'TlsHandshakeFailed,*'
+        $e.Exception.Message | Should -Match 'does not offer STARTTLS'
+        (New-MailTransport -SmtpServer mail.example.com -UseSsl).Security | Should -Be 'StartTls'
+        (New-MailTransport -SmtpServer mail.example.com -UseSsl).Port | Should -Be 25
+        (New-MailTransport -SmtpServer mail.example.com -UseSsl -Port 465).Security | Should -Be 'SslOnConnect'
+        (New-MailTransport -SmtpServer mail.example.com -UseSsl -Port 587).Security | Should -Be 'StartTls'
+    }
+}
