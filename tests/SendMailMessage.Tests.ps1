@@ -113,4 +113,44 @@ Describe 'Coming from Send-MailMessage' {
         (New-MailTransport -SmtpServer mail.example.com -UseSsl -Port 465).Security | Should -Be 'SslOnConnect'
         (New-MailTransport -SmtpServer mail.example.com -UseSsl -Port 587).Security | Should -Be 'StartTls'
     }
+
+    It 'merges a file per recipient into -Attachments, and a missing file fails only its row' {
+        $dir = Join-Path $TestDrive 'slips'
+        $null = New-Item -ItemType Directory -Force $dir
+        Set-Content (Join-Path $dir 'E1.pdf') 'slip 1'
+        Set-Content (Join-Path $dir 'E3.pdf') 'slip 3'
+        $rows = "Email,Id`ne1@example.com,E1`ne2@example.com,E2`ne3@example.com,E3" | ConvertFrom-Csv
+        $s = New-Smtp
+        $r = $rows | Send-ResilientMail -SmtpServer 127.0.0.1 -Port $s.Port -From hr@example.com -Subject 'Payslip' -Body 'Attached.' `
+            -Attachments (Join-Path $dir '{{Id}}.pdf') -NoDelay -ErrorAction SilentlyContinue -ErrorVariable errs
+        $r.Status | Should -Be @('Sent', 'Failed', 'Sent')
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'AttachmentNotFound,*'
+        $errs[0].Exception.Message | Should -Match 'E2\.pdf'
+        $sent = @(Get-ScriptedSmtpRecord $s -Messages)
+        $sent.Count | Should -Be 2
+        $sent[0] | Should -Match 'E1\.pdf'
+        $sent[1] | Should -Match 'E3\.pdf'
+
+        # A campaign: the missing file fails that row alone; the others are sent.
+        $env:RESILIENTMAIL_DATA = Join-Path $TestDrive 'data-merge'
+        try {
+            $pickup = Join-Path $TestDrive 'merge-out'
+            $info = $rows | Start-MailCampaign -Name 'payslips' -Transport (New-MailTransport -PickupDirectory $pickup) -From hr@example.com -Subject 'Payslip' -Body 'Attached.' `
+                -Attachments (Join-Path $dir '{{Id}}.pdf') -NoDelay -ErrorAction SilentlyContinue | Select-Object -Last 1
+        } finally { Remove-Item Env:RESILIENTMAIL_DATA }
+        $info.State | Should -Be 'Completed'
+        $info.Sent | Should -Be 2
+        $info.Failed | Should -Be 1
+    }
+
+    It '-SkipRevocationCheck skips only the revocation check' {
+        $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $tls.SmtpPort -UseStartTls -SkipRevocationCheck
+        $t.SkipRevocationCheck | Should -BeTrue
+        $t.SkipCertificateCheck | Should -BeFalse
+        # smtp4dev's self-signed certificate is still refused: trust and the name are still checked.
+        $e = $null
+        try { Send-ResilientMail -Transport $t -From it@example.com -To x@example.com -Subject s -Body b -NoDelay -ErrorAction Stop } catch { $e = $_ }
+        $e.FullyQualifiedErrorId | Should -BeLike 'TlsHandshakeFailed,*'
+        $e.Exception.Message | Should -Match 'self-signed'
+    }
 }

@@ -46,6 +46,8 @@ namespace ResilientMail
         public int Port => (_description as SmtpDescription)?.EffectivePort ?? 0;
         public MailSecurity Security => _description is SmtpDescription s ? OutputMapping.Of(s.Security) : MailSecurity.Auto;
         public bool SkipCertificateCheck => (_description as SmtpDescription)?.SkipCertificateCheck == true;
+        /// <summary>The certificate's revocation status is not asked for (an internal CA whose CRL cannot be reached); all else is checked.</summary>
+        public bool SkipRevocationCheck => (_description as SmtpDescription)?.SkipRevocationCheck == true;
         /// <summary>The SMTP user name only (for OAuth2, the mailbox the token was issued for).</summary>
         public string? UserName => (_description as SmtpDescription)?.UserName;
         /// <summary>SMTP authenticates with an OAuth2 access token (XOAUTH2).</summary>
@@ -80,7 +82,12 @@ namespace ResilientMail
             Smtp(server, port, security, credential, null, null, skipCertificateCheck, timeout);
 
         /// <summary>An SMTP transport that signs in with a password, or with an OAuth2 access token as <paramref name="oauthUser"/>.</summary>
-        public static MailTransport Smtp(string server, int port, MailSecurity security, PSCredential? credential, string? oauthUser, SecureString? oauthToken, bool skipCertificateCheck, TimeSpan timeout)
+        public static MailTransport Smtp(string server, int port, MailSecurity security, PSCredential? credential, string? oauthUser, SecureString? oauthToken, bool skipCertificateCheck, TimeSpan timeout) =>
+            Smtp(server, port, security, credential, oauthUser, oauthToken, skipCertificateCheck, false, timeout);
+
+        /// <summary>... and, with <paramref name="skipRevocationCheck"/>, without asking the CA whether the certificate was revoked.</summary>
+        public static MailTransport Smtp(string server, int port, MailSecurity security, PSCredential? credential, string? oauthUser, SecureString? oauthToken,
+            bool skipCertificateCheck, bool skipRevocationCheck, TimeSpan timeout)
         {
             if (credential != null && credential.Password == null) throw new ArgumentException("The credential has no password.");
             if (oauthToken != null && credential != null) throw new ArgumentException("Use -Credential (a password) or an OAuth2 token, not both.");
@@ -93,6 +100,7 @@ namespace ResilientMail
                 Port = port,
                 Security = OutputMapping.Of(security),
                 SkipCertificateCheck = skipCertificateCheck,
+                SkipRevocationCheck = skipRevocationCheck,
                 UserName = oauthToken != null ? oauthUser!.Trim() : credential?.UserName,
                 UsesOAuth = oauthToken != null,
                 Timeout = timeout,

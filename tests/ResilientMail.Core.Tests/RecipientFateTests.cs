@@ -6,6 +6,7 @@ using ResilientMail.Core.Resilience;
 using ResilientMail.Core.Tests.Support;
 using ResilientMail.TestServers;
 using ResilientMail.Core.Transports;
+using ResilientMail.Core.Messages;
 
 namespace ResilientMail.Core.Tests;
 
@@ -167,5 +168,59 @@ public class RecipientFateTests
         Assert.Equal(DeliveryStatus.Uncertain, result.Status);
         Assert.Equal(FailureKind.Ambiguous, result.Failure!.Kind);
         Assert.Contains("may have delivered", result.Failure.Message);
+    }
+}
+
+public class MailMergeAndCertificateTests
+{
+    [Fact]
+    public void An_attachment_path_can_name_a_file_per_recipient_and_a_missing_one_fails_only_its_row()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "rm-merge-" + Guid.NewGuid().ToString("n"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "E1.txt"), "payslip of E1");
+            var template = new MessageTemplate(new MessageSpec
+            {
+                From = "hr@example.com", To = new[] { "{{Email}}" }, Subject = "Payslip", TextBody = "Attached.",
+                Attachments = new[] { Path.Combine(dir, "{{Id}}.txt") },
+            });
+            template.CheckFixedParts(); // a per-row file is not a setup error
+            Assert.Contains(("Attachments", "Id"), template.Placeholders);
+
+            var ok = MessageBuilder.Build(template.Render(new Dictionary<string, object?> { ["Email"] = "a@example.com", ["Id"] = "E1" }));
+            Assert.Equal("E1.txt", Assert.Single(ok.Attachments.OfType<MimePart>()).FileName);
+
+            var missing = Assert.Throws<MessageValidationException>(() =>
+                MessageBuilder.Build(template.Render(new Dictionary<string, object?> { ["Email"] = "b@example.com", ["Id"] = "E2" })));
+            Assert.Equal(ValidationProblem.AttachmentNotFound, missing.Problem);
+            Assert.Contains("E2.txt", missing.Message);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void An_unknown_revocation_status_says_so_and_offers_to_skip_only_that_check()
+    {
+        var problem = new CertificateProblem(System.Net.Security.SslPolicyErrors.RemoteCertificateChainErrors,
+            System.Security.Cryptography.X509Certificates.X509ChainStatusFlags.RevocationStatusUnknown | System.Security.Cryptography.X509Certificates.X509ChainStatusFlags.OfflineRevocation)
+        { Host = "relay.corp.example", Subject = "CN=relay.corp.example", Issuer = "CN=Corp CA" };
+        var failure = SmtpFailureClassifier.Classify(new MailKit.Security.SslHandshakeException("handshake failed"), false, problem);
+
+        Assert.True(problem.RevocationUnknown);
+        Assert.Equal(FailureReason.Certificate, failure.Reason);
+        Assert.Contains("revocation status", failure.Message);
+        Assert.Equal(Remedy.SkipRevocationCheck, failure.Remedy);
+    }
+
+    [Fact]
+    public void A_description_keeps_its_revocation_setting_in_the_journal()
+    {
+        var json = System.Text.Json.JsonSerializer.Serialize<TransportDescription>(new SmtpDescription { Host = "relay", Port = 25, SkipRevocationCheck = true });
+        Assert.Contains("\"skipRevocationCheck\":true", json);
+        var back = Assert.IsType<SmtpDescription>(System.Text.Json.JsonSerializer.Deserialize<TransportDescription>(json));
+        Assert.True(back.SkipRevocationCheck);
+        Assert.False(Assert.IsType<SmtpDescription>(System.Text.Json.JsonSerializer.Deserialize<TransportDescription>("{\"kind\":\"Smtp\",\"host\":\"h\",\"port\":25}")).SkipRevocationCheck);
     }
 }

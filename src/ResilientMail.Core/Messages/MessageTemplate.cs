@@ -9,7 +9,7 @@ namespace ResilientMail.Core.Messages
     {
         private readonly MessageSpec _spec;
         private readonly Template _subject, _text, _html, _from;
-        private readonly Template[] _to, _cc, _bcc, _replyTo;
+        private readonly Template[] _to, _cc, _bcc, _replyTo, _attachments;
         private readonly (string Name, Template Value)[] _headers;
 
         public MessageTemplate(MessageSpec spec) : this(spec, null) { }
@@ -29,6 +29,8 @@ namespace ResilientMail.Core.Messages
             _cc = Reuse(spec.Cc, previous?._cc);
             _bcc = Reuse(spec.Bcc, previous?._bcc);
             _replyTo = Reuse(spec.ReplyTo, previous?._replyTo);
+            // Mail merge with a file per recipient: .\slips\{{EmployeeId}}.pdf.
+            _attachments = Reuse(spec.Attachments, previous?._attachments);
             _headers = spec.Headers.Select((h, i) => (h.Key, Template.Reuse(h.Value, previous != null && i < previous._headers.Length ? previous._headers[i].Value : null))).ToArray();
             // No field gained or lost a placeholder (the usual case: -To bound anew to a plain address): the same columns.
             Columns = previous != null && UsesTheColumnsOf(previous)
@@ -44,7 +46,7 @@ namespace ResilientMail.Core.Messages
                 return false;
             for (int i = 0; i < _headers.Length; i++)
                 if (!Same(_headers[i].Value, other._headers[i].Value)) return false;
-            return Same(_to, other._to) && Same(_cc, other._cc) && Same(_bcc, other._bcc) && Same(_replyTo, other._replyTo);
+            return Same(_to, other._to) && Same(_cc, other._cc) && Same(_bcc, other._bcc) && Same(_replyTo, other._replyTo) && Same(_attachments, other._attachments);
         }
 
         private static bool Same(Template a, Template b) => ReferenceEquals(a, b) || a.Names.Count == 0 && b.Names.Count == 0;
@@ -81,6 +83,7 @@ namespace ResilientMail.Core.Messages
             foreach (var t in _cc) yield return ("Cc", t);
             foreach (var t in _bcc) yield return ("Bcc", t);
             foreach (var t in _replyTo) yield return ("ReplyTo", t);
+            foreach (var t in _attachments) yield return ("Attachments", t);
             foreach (var h in _headers) yield return (h.Name, h.Value);
         }
 
@@ -104,7 +107,8 @@ namespace ResilientMail.Core.Messages
                 if (!_headers[i].Value.HasPlaceholders) MessageBuilder.CheckHeader(_headers[i].Name, _spec.Headers[i].Value);
             if (subject && !_subject.HasPlaceholders && _spec.Subject != null && _spec.Subject.IndexOfAny(new[] { '\r', '\n', '\0' }) >= 0)
                 throw new MessageValidationException(ValidationProblem.HeaderInjection, "Subject contains a line break (CR or LF); a header value must be one line, so nothing was sent.", "Subject");
-            foreach (var path in _spec.Attachments) MessageBuilder.CheckAttachment(path);
+            for (int i = 0; i < _attachments.Length; i++)
+                if (!_attachments[i].HasPlaceholders) MessageBuilder.CheckAttachment(_spec.Attachments[i]); // a per-row file is that row's
         }
 
         private static void CheckFixed(Template[] templates, IReadOnlyList<string> texts, string field)
@@ -126,6 +130,7 @@ namespace ResilientMail.Core.Messages
                 Cc = RenderAll(_cc, row, "Cc"),
                 Bcc = RenderAll(_bcc, row, "Bcc"),
                 ReplyTo = RenderAll(_replyTo, row, "ReplyTo"),
+                Attachments = _attachments.Length == 0 ? None : RenderAll(_attachments, row, "Attachments"),
                 Headers = _headers.Length == 0 ? NoHeaders : _headers.Select(h => new KeyValuePair<string, string>(h.Name, h.Value.Render(row, h.Name))).ToArray(),
             };
         }

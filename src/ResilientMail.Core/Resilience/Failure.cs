@@ -58,6 +58,8 @@ namespace ResilientMail.Core.Resilience
         ProviderAddress = 128,
         /// <summary>An ASCII sender and Reply-To address.</summary>
         AsciiSender = 256,
+        /// <summary>Skip only the revocation check (the CA's CRL or OCSP responder cannot be reached).</summary>
+        SkipRevocationCheck = 512,
     }
 
     public sealed record Failure(FailureKind Kind, FailureReason Reason, string Message)

@@ -72,6 +72,8 @@ namespace ResilientMail.Core.Transports
         public SmtpSecurity Security { get; init; } = SmtpSecurity.Auto;
         /// <summary>Accept any server certificate. For test servers only.</summary>
         public bool SkipCertificateCheck { get; init; }
+        /// <summary>Skip only the revocation check.</summary>
+        public bool SkipRevocationCheck { get; init; }
         /// <summary>The user name only (for OAuth2 the mailbox); the password or token is never here.</summary>
         public string? UserName { get; init; }
         /// <summary>Signs in with an OAuth2 access token (XOAUTH2) rather than a password.</summary>
@@ -100,6 +102,7 @@ namespace ResilientMail.Core.Transports
             Port = EffectivePort,
             Security = Security,
             SkipCertificateCheck = SkipCertificateCheck,
+            SkipRevocationCheck = SkipRevocationCheck,
             Credential = UsesOAuth ? null : secret.Password,
             OAuthToken = UsesOAuth ? secret.Token : null,
             OAuthUser = UsesOAuth ? UserName : null,
@@ -183,6 +186,7 @@ namespace ResilientMail.Core.Transports
             public int Port { get; set; }
             public string? Security { get; set; }
             public bool SkipCertificateCheck { get; set; }
+            public bool? SkipRevocationCheck { get; set; }
             public string? UserName { get; set; }
             public bool? UsesOAuth { get; set; }
             public double TimeoutSeconds { get; set; } = Defaults.Timeout.TotalSeconds;
@@ -228,7 +232,7 @@ namespace ResilientMail.Core.Transports
                     Enum.TryParse<SmtpSecurity>(w.Security, out var security);
                     return new SmtpDescription
                     {
-                        Host = w.Host ?? "", Port = w.Port, Security = security, SkipCertificateCheck = w.SkipCertificateCheck, UserName = w.UserName,
+                        Host = w.Host ?? "", Port = w.Port, Security = security, SkipCertificateCheck = w.SkipCertificateCheck, SkipRevocationCheck = w.SkipRevocationCheck == true, UserName = w.UserName,
                         UsesOAuth = w.UsesOAuth == true, Timeout = timeout, Secret = secret,
                     };
             }
@@ -246,7 +250,7 @@ namespace ResilientMail.Core.Transports
             {
                 case SmtpDescription s:
                     w.Host = s.Host; w.Port = s.EffectivePort; w.Security = s.Security.ToString(); w.SkipCertificateCheck = s.SkipCertificateCheck;
-                    w.UserName = s.UserName; w.UsesOAuth = s.UsesOAuth ? true : (bool?)null;
+                    w.UserName = s.UserName; w.UsesOAuth = s.UsesOAuth ? true : (bool?)null; w.SkipRevocationCheck = s.SkipRevocationCheck ? true : (bool?)null;
                     break;
                 case PickupDescription p: w.PickupDirectory = p.Directory; break;
                 case SendGridDescription g: w.BaseUri = g.BaseUri.ToString(); break;

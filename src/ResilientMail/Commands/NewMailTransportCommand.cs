@@ -38,6 +38,10 @@ namespace ResilientMail.Commands
         [Parameter(ParameterSetName = "Smtp")]
         public SwitchParameter SkipCertificateCheck { get; set; }
 
+        /// <summary>Do not ask the CA whether the certificate was revoked (an internal CA whose CRL cannot be reached); everything else is still checked.</summary>
+        [Parameter(ParameterSetName = "Smtp")]
+        public SwitchParameter SkipRevocationCheck { get; set; }
+
         /// <summary>An OAuth2 access token for SMTP (XOAUTH2), used with -UserName, instead of a password.</summary>
         [Parameter(ParameterSetName = "Smtp")]
         public SecureString? OAuthToken { get; set; }
@@ -102,7 +106,7 @@ namespace ResilientMail.Commands
                         return;
                     default:
                         WriteObject(SmtpParameters.Transport(this, SmtpServer, Port, UseSsl, UseStartTls, SecureSocketOptions, Credential,
-                            OAuthCredential, UserName, OAuthToken, SkipCertificateCheck, Timeout, errorId: "InvalidTransport"));
+                            OAuthCredential, UserName, OAuthToken, SkipCertificateCheck, SkipRevocationCheck, Timeout, errorId: "InvalidTransport"));
                         return;
                 }
             }

@@ -102,6 +102,10 @@ namespace ResilientMail.Commands
         [Parameter(ParameterSetName = "Smtp")]
         public SwitchParameter SkipCertificateCheck { get; set; }
 
+        /// <summary>Do not ask the CA whether the certificate was revoked (an internal CA whose CRL cannot be reached); everything else is still checked.</summary>
+        [Parameter(ParameterSetName = "Smtp")]
+        public SwitchParameter SkipRevocationCheck { get; set; }
+
         /// <summary>An OAuth2 access token for SMTP (XOAUTH2), used with -UserName, instead of a password.</summary>
         [Parameter(ParameterSetName = "Smtp")]
         public SecureString? OAuthToken { get; set; }
@@ -130,7 +134,7 @@ namespace ResilientMail.Commands
         {
             var options = BuildCourierOptions();
             var transport = Transport ?? SmtpParameters.Transport(this, SmtpServerOrDefault(), Port, UseSsl, UseStartTls, SecureSocketOptions, Credential,
-                OAuthCredential, UserName, OAuthToken, SkipCertificateCheck, Timeout);
+                OAuthCredential, UserName, OAuthToken, SkipCertificateCheck, SkipRevocationCheck, Timeout);
             CheckFixedParts();
             _status = new StatusReporter(this, "Send-ResilientMail");
             var sink = EventSink(_status);

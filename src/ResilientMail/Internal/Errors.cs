@@ -88,6 +88,7 @@ namespace ResilientMail.Internal
             if ((remedy & Remedy.WaitLonger) != 0) parts.Add("-ConnectionWaitTimeout waits longer.");
             if ((remedy & Remedy.ProviderAddress) != 0) parts.Add("Check -BaseUri (SendGrid) or -EndpointUrl (SES), and any proxy in between.");
             if ((remedy & Remedy.AsciiSender) != 0) parts.Add("Use an ASCII address in -From and -ReplyTo.");
+            if ((remedy & Remedy.SkipRevocationCheck) != 0) parts.Add("-SkipRevocationCheck skips only the revocation check (the certificate must still be trusted and match the name); -SkipCertificateCheck would turn off every check.");
             return string.Join(" ", parts);
         }
 

@@ -174,7 +174,7 @@ namespace ResilientMail.Core.Resilience
     internal static class Certificates
     {
         public static Remedy Remedies(Transports.CertificateProblem p) =>
-            p.RevocationUnknown ? Remedy.None
+            p.RevocationUnknown ? Remedy.SkipRevocationCheck
             : Remedy.TrustCertificate | Remedy.SkipCertificateCheck | (p.NameMismatch ? Remedy.ServerAddress : Remedy.None);
 
         public static string Explain(Transports.CertificateProblem p)
@@ -183,7 +183,7 @@ namespace ResilientMail.Core.Resilience
             if (p.RevocationUnknown)
                 return $"The revocation status of the server's certificate could not be checked: the CA's revocation list (CRL) or OCSP responder did not answer " +
                        $"from this machine. The certificate is otherwise trusted ({p.Subject}). Make the CRL/OCSP address reachable (proxy, firewall) " +
-                       "or publish the CA's CRL where this machine can read it; skipping the certificate check would turn off every check, not only this one.";
+                       "or publish the CA's CRL where this machine can read it; the revocation check alone can be skipped (the certificate must still be trusted and match the name).";
             // Every reason at once: a self-signed certificate for another name is both, and either alone would mislead.
             var reasons = new System.Collections.Generic.List<string>();
             var advice = new System.Collections.Generic.List<string>();

@@ -68,8 +68,10 @@ namespace ResilientMail.Core.Transports
     /// </summary>
     internal sealed class EnvelopeSmtpClient : SmtpClient
     {
-        public EnvelopeSmtpClient(bool skipCertificateCheck)
+        public EnvelopeSmtpClient(bool skipCertificateCheck, bool skipRevocationCheck = false)
         {
+            // An internal CA whose CRL cannot be reached: everything else about the certificate is still checked.
+            if (skipRevocationCheck) CheckCertificateRevocation = false;
             if (skipCertificateCheck)
             {
                 CheckCertificateRevocation = false;

@@ -29,6 +29,8 @@ namespace ResilientMail.Core.Transports
         public SmtpSecurity Security { get; init; } = SmtpSecurity.Auto;
         /// <summary>Accept any server certificate. For test servers only.</summary>
         public bool SkipCertificateCheck { get; init; }
+        /// <summary>Do not ask the CA whether the certificate was revoked (its CRL or OCSP responder cannot be reached); all else is checked.</summary>
+        public bool SkipRevocationCheck { get; init; }
         public NetworkCredential? Credential { get; init; }
         /// <summary>An OAuth2 access token: SASL XOAUTH2 as <see cref="OAuthUser"/> instead of a password (Microsoft 365, Gmail).</summary>
         public Secret? OAuthToken { get; init; }
@@ -168,7 +170,7 @@ namespace ResilientMail.Core.Transports
         {
             if (_client != null && _client.IsConnected) return _client;
             Drop();
-            var client = new EnvelopeSmtpClient(_options.SkipCertificateCheck) { Timeout = (int)Math.Min(int.MaxValue, _options.Timeout.TotalMilliseconds) };
+            var client = new EnvelopeSmtpClient(_options.SkipCertificateCheck, _options.SkipRevocationCheck) { Timeout = (int)Math.Min(int.MaxValue, _options.Timeout.TotalMilliseconds) };
             if (_options.LocalDomain != null) client.LocalDomain = _options.LocalDomain;
             _client = client;
             try
