@@ -153,4 +153,31 @@ Describe 'Coming from Send-MailMessage' {
         $e.FullyQualifiedErrorId | Should -BeLike 'TlsHandshakeFailed,*'
         $e.Exception.Message | Should -Match 'self-signed'
     }
+
+    It 'shows count, rate and (with a total) percent and ETA in the status text, naming the message being sent' {
+        $s = New-Smtp
+        $csv = Join-Path $TestDrive 'progress.csv'
+        1..12 | ForEach-Object { [pscustomobject]@{ Email = "p$_@example.com" } } | Export-Csv $csv -NoTypeInformation
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript("Import-Module '$ModulePath'; Import-Csv '$csv' | Send-ResilientMail -SmtpServer 127.0.0.1 -Port $($s.Port) -From it@example.com -Subject s -Body b -MinGap 0.3 -MaxGap 0.3")
+            $null = $ps.Invoke()
+            $statuses = @($ps.Streams.Progress | ForEach-Object StatusDescription | Where-Object { $_ -match '^Sent \d+' })
+        } finally { $ps.Dispose() }
+        $statuses | Should -Not -BeNullOrEmpty
+        ($statuses -match '^Sent \d+, [\d.]+/(s|min) - p\d+@example\.com$') | Should -Not -BeNullOrEmpty
+        # The recipient named is the one on its way (sent count + 1), not one read ahead (up to 8 further on).
+        foreach ($line in $statuses) {
+            if ($line -match '^Sent (\d+).* - p(\d+)@example\.com$') { [int]$Matches[2] | Should -BeLessOrEqual ([int]$Matches[1] + 2) -Because $line }
+        }
+
+        $env:RESILIENTMAIL_DATA = Join-Path $TestDrive 'data-progress'
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript("`$env:RESILIENTMAIL_DATA = '$($env:RESILIENTMAIL_DATA)'; Import-Module '$ModulePath'; Start-MailCampaign -Name progress -Path '$csv' -Transport (New-MailTransport -SmtpServer 127.0.0.1 -Port $($s.Port)) -From it@example.com -Subject s -Body b -MinGap 0.3 -MaxGap 0.3")
+            $null = $ps.Invoke()
+            $campaign = @($ps.Streams.Progress | ForEach-Object StatusDescription | Where-Object { $_ -match '^Sent \d+' })
+        } finally { $ps.Dispose(); Remove-Item Env:RESILIENTMAIL_DATA }
+        ($campaign -match '^Sent \d+ of 12 \(\d+%\), remaining \d+, [\d.]+/(s|min), ETA \d+:\d\d') | Should -Not -BeNullOrEmpty
+    }
 }

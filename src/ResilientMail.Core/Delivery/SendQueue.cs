@@ -47,6 +47,7 @@ namespace ResilientMail.Core.Delivery
         private readonly Courier _courier;
         private readonly Action<QueuedMessage> _finished;
         private readonly Action _wake;
+        private readonly Action<QueuedMessage>? _starting;
         private readonly Channel<QueuedMessage> _queue = Channel.CreateBounded<QueuedMessage>(new BoundedChannelOptions(Capacity) { SingleReader = true, SingleWriter = true });
         private Task _sender = Task.CompletedTask;
         private int _sent, _failed, _uncertain;
@@ -54,8 +55,12 @@ namespace ResilientMail.Core.Delivery
 
         /// <param name="finished">Called with each record once its fate is known, in input order, on the sender's thread.</param>
         /// <param name="wake">Called when there is room again, and when the sender ends: the reader may go on.</param>
-        public SendQueue(Courier courier, Action<QueuedMessage> finished, Action wake)
+        public SendQueue(Courier courier, Action<QueuedMessage> finished, Action wake) : this(courier, finished, wake, null) { }
+
+        /// <param name="starting">Called with each message as the sender takes it, before it is sent (what a progress bar names).</param>
+        public SendQueue(Courier courier, Action<QueuedMessage> finished, Action wake, Action<QueuedMessage>? starting)
         {
+            _starting = starting;
             _courier = courier ?? throw new ArgumentNullException(nameof(courier));
             _finished = finished ?? throw new ArgumentNullException(nameof(finished));
             _wake = wake ?? throw new ArgumentNullException(nameof(wake));
@@ -97,6 +102,7 @@ namespace ResilientMail.Core.Delivery
                     if (reader.Count <= RoomAt) _wake(); // the reader may go on reading input
                     if (item.Message != null)
                     {
+                        _starting?.Invoke(item);
                         try { item.Result = await _courier.DeliverAsync(item.Message, cancellationToken).ConfigureAwait(false); }
                         catch (DeliveryCanceledException canceled) when (canceled.MayHaveBeenSent) { Interlocked.Increment(ref _uncertain); throw; }
                     }

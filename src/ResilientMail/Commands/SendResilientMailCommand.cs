@@ -144,7 +144,9 @@ namespace ResilientMail.Commands
             OpenLog(start);
             Streams.Verbose(this, start);
             // Results need no wake-up each: drained at the next one, or within 250 ms.
-            _queue = new SendQueue(_courier, item => Post(() => Finished(item), urgent: false), Wake);
+            // The progress bar names the message being sent, not the one being read ahead.
+            var status = _status;
+            _queue = new SendQueue(_courier, item => Post(() => Finished(item), urgent: false), Wake, item => Post(() => status.Sending(item.Label), urgent: false));
             _queue.Start(StopToken);
         }
 
@@ -189,7 +191,6 @@ namespace ResilientMail.Commands
                     return;
                 }
                 item = new QueuedMessage(message, label);
-                _status!.Sending(label);
             }
             catch (MessageValidationException ex)
             {

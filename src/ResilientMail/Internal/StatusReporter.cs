@@ -154,13 +154,14 @@ namespace ResilientMail.Internal
             }
             else if (Total is int all && all > 0)
             {
-                status = $"Sent {Sent} of {all}" + (Failed > 0 ? $", failed {Failed}" : "") + (Uncertain > 0 ? $", uncertain {Uncertain}" : "") +
-                         $", remaining {Math.Max(0, all - Done)}" + (_current.Length > 0 ? $" - {_current}" : "");
+                // PowerShell 7's default (minimal) view shows only the status text: it carries the count, percent, rate and ETA.
+                status = $"Sent {Sent} of {all} ({Math.Min(100, Done * 100 / all)}%)" + (Failed > 0 ? $", failed {Failed}" : "") + (Uncertain > 0 ? $", uncertain {Uncertain}" : "") +
+                         $", remaining {Math.Max(0, all - Done)}" + Rate() + Eta(all) + (_current.Length > 0 ? $" - {_current}" : "");
             }
             else
             {
                 status = $"Sent {Sent}" + (Failed > 0 ? $", failed {Failed}" : "") + (Uncertain > 0 ? $", uncertain {Uncertain}" : "") +
-                         (_current.Length > 0 ? $" - {_current}" : "");
+                         Rate() + (_current.Length > 0 ? $" - {_current}" : "");
             }
             var record = new ProgressRecord(_activityId, _activity, status);
             var minutes = _clock.Elapsed.TotalMinutes;
@@ -176,6 +177,23 @@ namespace ResilientMail.Internal
             }
             Streams.Progress(_cmdlet, record);
             _shown = true;
+        }
+
+        private double PerMinute => Done > 0 && _clock.Elapsed.TotalMinutes > 0 ? Done / _clock.Elapsed.TotalMinutes : 0;
+
+        /// <summary>", 3.2/s" or ", 14/min"; nothing before the first message is done.</summary>
+        private string Rate()
+        {
+            var perMinute = PerMinute;
+            if (perMinute <= 0) return "";
+            return perMinute >= 60 ? $", {(perMinute / 60).ToString("0.#", CultureInfo.InvariantCulture)}/s" : $", {perMinute.ToString("0.#", CultureInfo.InvariantCulture)}/min";
+        }
+
+        private string Eta(int total)
+        {
+            var perMinute = PerMinute;
+            if (perMinute <= 0 || Done >= total) return "";
+            return $", ETA {Clock(TimeSpan.FromMinutes((total - Done) / perMinute))}";
         }
 
         public void Complete()
