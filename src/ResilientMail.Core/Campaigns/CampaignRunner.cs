@@ -104,8 +104,7 @@ namespace ResilientMail.Core.Campaigns
         private readonly DeliveryEventSink? _events;
         private readonly Action<CampaignOutcome> _onOutcome;
         private readonly MessageTemplate _template;
-        private readonly Template? _unsubscribeUrl;
-        private readonly Template? _unsubscribeMailto;
+        private readonly ListUnsubscribe _unsubscribe;
         private readonly HashSet<ulong> _seen = new HashSet<ulong>();
         private readonly Pacer _pacer;
         private readonly SlidingWindowLimiter? _limiter;
@@ -123,8 +122,7 @@ namespace ResilientMail.Core.Campaigns
         private long _sentThisRun;
         private long _skippedSent;
         // Counts by state, kept as records are written, so the summary never has to replay the journal.
-        private readonly long[] _counts = new long[Enum.GetValues(typeof(RecipientState)).Length];
-        private long _duplicates;
+        private readonly CampaignCounts _counts;
 
         /// <summary>On the system clock.</summary>
         public CampaignRunner(CampaignDefinition definition, CampaignJournal journal, JournalSnapshot previous,
@@ -148,14 +146,12 @@ namespace ResilientMail.Core.Campaigns
             _events = events;
             _onOutcome = onOutcome ?? (_ => { });
             _template = TemplateOf(definition);
-            if (definition.UnsubscribeUrl != null) _unsubscribeUrl = new Template(definition.UnsubscribeUrl);
-            if (definition.UnsubscribeMailto != null) _unsubscribeMailto = new Template(definition.UnsubscribeMailto);
+            _unsubscribe = new ListUnsubscribe(definition);
             _pacer = new Pacer(_options.Pacing, time, random, events);
             if (_options.RateLimit != null) _limiter = new SlidingWindowLimiter(_options.RateLimit, time, events);
             _addressColumn = definition.AddressColumn;
             _started = time.GetTimestamp();
-            foreach (var state in previous.States.Values) _counts[(int)state]++;
-            _duplicates = previous.Duplicates;
+            _counts = new CampaignCounts(previous);
         }
 
         private static MessageTemplate TemplateOf(CampaignDefinition definition) => new MessageTemplate(new MessageSpec
@@ -205,8 +201,7 @@ namespace ResilientMail.Core.Campaigns
             if (_definition.KeyColumn != null && !set.Contains(_definition.KeyColumn))
                 throw new CampaignSetupException($"The input has no key column '{_definition.KeyColumn}'.");
             var placeholders = _template.Placeholders.ToList();
-            if (_unsubscribeUrl != null) placeholders.AddRange(_unsubscribeUrl.Names.Select(n => ("UnsubscribeUrl", n)));
-            if (_unsubscribeMailto != null) placeholders.AddRange(_unsubscribeMailto.Names.Select(n => ("UnsubscribeMailto", n)));
+            placeholders.AddRange(_unsubscribe.Placeholders);
             foreach (var (field, name) in placeholders)
             {
                 if (!set.Contains(name))
@@ -240,7 +235,7 @@ namespace ResilientMail.Core.Campaigns
             if (!_seen.Add(RecipientKey.Hash(key)))
             {
                 _journal.Duplicate(key, rowNumber);
-                if (!_previous.IsKnownDuplicate(key, rowNumber)) Interlocked.Increment(ref _duplicates);
+                if (!_previous.IsKnownDuplicate(key, rowNumber)) _counts.AddDuplicate();
                 _onOutcome(new CampaignOutcome(key, address, CampaignRecipientStatus.Duplicate, rowNumber) { Note = "A row with the same recipient came earlier; sent once." });
                 return;
             }
@@ -264,7 +259,7 @@ namespace ResilientMail.Core.Campaigns
             if (previous == null)
             {
                 _journal.Pending(key, rowNumber, _options.StoreRows ? row : null);
-                Interlocked.Increment(ref _counts[(int)RecipientState.Pending]);
+                _counts.Add(RecipientState.Pending);
             }
             var from = previous ?? RecipientState.Pending;
 
@@ -272,7 +267,7 @@ namespace ResilientMail.Core.Campaigns
             try
             {
                 var spec = _template.Render(row) with { To = new[] { address } };
-                message = MessageBuilder.Build(WithCompliance(spec, row), _time);
+                message = MessageBuilder.Build(_unsubscribe.Apply(spec, row), _time);
             }
             catch (MessageValidationException ex)
             {
@@ -290,38 +285,6 @@ namespace ResilientMail.Core.Campaigns
                 ThrowIfPaused();
                 throw;
             }
-        }
-
-        /// <summary>List-Unsubscribe (RFC 2369) with the one-click form of RFC 8058 when there is an https URL.</summary>
-        private MessageSpec WithCompliance(MessageSpec spec, IReadOnlyDictionary<string, object?> row)
-        {
-            var parts = new List<string>();
-            string? url = null;
-            if (_unsubscribeUrl != null)
-            {
-                url = RenderUrl(_unsubscribeUrl, row, "UnsubscribeUrl");
-                parts.Add($"<{url}>");
-            }
-            if (_unsubscribeMailto != null)
-            {
-                var mailto = RenderUrl(_unsubscribeMailto, row, "UnsubscribeMailto");
-                parts.Add($"<{(mailto.StartsWith("mailto:", StringComparison.OrdinalIgnoreCase) ? mailto : "mailto:" + mailto)}>");
-            }
-            if (parts.Count == 0) return spec;
-            var headers = spec.Headers.ToList();
-            headers.Add(new KeyValuePair<string, string>("List-Unsubscribe", string.Join(", ", parts)));
-            if (url != null && url.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
-                headers.Add(new KeyValuePair<string, string>("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"));
-            return spec with { Headers = headers };
-        }
-
-        /// <summary>Values placed into a URL are percent-encoded, so an address or a name cannot break it.</summary>
-        private static string RenderUrl(Template template, IReadOnlyDictionary<string, object?> row, string field)
-        {
-            var encoded = new Dictionary<string, object?>(StringComparer.OrdinalIgnoreCase);
-            foreach (var name in template.Names)
-                if (row.TryGetValue(name, out var v)) encoded[name] = Uri.EscapeDataString(v?.ToString() ?? "");
-            return template.Render(encoded, field);
         }
 
         private void ThrowIfPaused()
@@ -418,11 +381,7 @@ namespace ResilientMail.Core.Campaigns
             foreach (var b in batch) declared.Enqueue((b, onDisk));
         }
 
-        private void Move(RecipientState from, RecipientState to)
-        {
-            Interlocked.Decrement(ref _counts[(int)from]);
-            Interlocked.Increment(ref _counts[(int)to]);
-        }
+        private void Move(RecipientState from, RecipientState to) => _counts.Move(from, to);
 
         private async Task SendOneAsync(Courier courier, WorkItem item, SlidingWindowLimiter.Reservation? permit, CancellationToken cancellationToken)
         {
@@ -540,18 +499,18 @@ namespace ResilientMail.Core.Campaigns
 
         public CampaignSummary Summarize()
         {
-            long Count(RecipientState state) => Interlocked.Read(ref _counts[(int)state]);
+            long Count(RecipientState state) => _counts[state];
             return new CampaignSummary(_definition.Name, IsPaused ? CampaignState.Paused : HasWholeInput ? CampaignState.Completed : CampaignState.Incomplete)
             {
                 InputComplete = HasWholeInput,
                 RowsRead = Math.Max(_previous.RowsRead, Interlocked.Read(ref _rowsRead)),
-                Recipients = _counts.Sum(),
+                Recipients = _counts.Total,
                 Sent = Count(RecipientState.Sent),
                 Failed = Count(RecipientState.FailedPermanent),
                 Deferred = Count(RecipientState.FailedTransient),
                 Uncertain = Count(RecipientState.Uncertain) + Count(RecipientState.Sending),
                 Pending = Count(RecipientState.Pending),
-                Duplicates = Interlocked.Read(ref _duplicates),
+                Duplicates = _counts.Duplicates,
                 SentThisRun = Interlocked.Read(ref _sentThisRun),
                 SkippedAlreadySent = SkippedAlreadySent,
                 Duration = _time.GetElapsedTime(_started),
