@@ -180,4 +180,52 @@ Describe 'Coming from Send-MailMessage' {
         } finally { $ps.Dispose(); Remove-Item Env:RESILIENTMAIL_DATA }
         ($campaign -match '^Sent \d+ of 12 \(\d+%\), remaining \d+, [\d.]+/(s|min), ETA \d+:\d\d') | Should -Not -BeNullOrEmpty
     }
+
+    It 'asks for delivery status notifications as SMTP DSN, as Send-MailMessage does, and warns when the server has none' {
+        $reference = Start-ScriptedSmtp -Ehlo '8BITMIME DSN'; $servers.Add($reference)
+        Send-MailMessage -SmtpServer 127.0.0.1 -Port $reference.Port -From it@example.com -To dsn@example.com -Subject s -Body b -DeliveryNotificationOption OnSuccess, OnFailure -WarningAction SilentlyContinue
+        $module = Start-ScriptedSmtp -Ehlo '8BITMIME DSN'; $servers.Add($module)
+        $r = Send-ResilientMail -SmtpServer 127.0.0.1 -Port $module.Port -From it@example.com -To dsn@example.com -Subject s -Body b -DeliveryNotificationOption OnSuccess, OnFailure -NoDelay
+        $r.Status | Should -Be 'Sent'
+        function Get-Notify($Server) { @(Get-Rcpt $Server)[0] -replace '.*NOTIFY=([A-Z,]+).*', '$1' }
+        Get-Notify $module | Should -Be (Get-Notify $reference)
+        Get-Notify $module | Should -Be 'SUCCESS,FAILURE'
+
+        $none = New-Smtp # no DSN in its EHLO
+        $r = Send-ResilientMail -SmtpServer 127.0.0.1 -Port $none.Port -From it@example.com -To dsn@example.com -Subject s -Body b -DeliveryNotificationOption OnFailure -NoDelay -WarningVariable warned -WarningAction SilentlyContinue
+        $r.Status | Should -Be 'Sent'
+        @($warned | Where-Object { "$_" -match 'does not offer DSN' }).Count | Should -Be 1
+        @(Get-Rcpt $none)[0] | Should -Not -Match 'NOTIFY'
+        (New-MailTransport -SmtpServer mail.example.com -DeliveryNotificationOption Delay).DeliveryNotificationOption | Should -Be 'Delay'
+    }
+
+    It 'behaves as Send-MailMessage when called through a Send-MailMessage alias, and only then' {
+        $s = New-Smtp
+        $refusing = Start-ScriptedSmtp -Rule 'Rcpt|bad@example.com|550 5.1.1 <bad@example.com>: User unknown|0'; $servers.Add($refusing)
+        $out = Invoke-FreshPwsh @"
+Import-Module '$ModulePath'
+Set-Alias Send-MailMessage Send-ResilientMail
+function Send-Report { Send-MailMessage -SmtpServer 127.0.0.1 -Port $($s.Port) -From it@example.com -To ok@example.com -Subject report -Body b; return `$true }
+`$r = @(Send-Report)
+"RESULT=`$(`$r.Count):`$(`$r[0])"
+`$p = Send-MailMessage -SmtpServer 127.0.0.1 -Port $($s.Port) -From it@example.com -To ok@example.com -Subject passthru -Body b -PassThru
+"PASSTHRU=`$(`$p.Status)"
+try { Send-MailMessage -SmtpServer 127.0.0.1 -Port $($refusing.Port) -From it@example.com -To bad@example.com -Subject s -Body b -ErrorAction Stop }
+catch [System.Net.Mail.SmtpFailedRecipientException] { "CAUGHT=`$(`$_.Exception.FailedRecipient)" }
+`$closed = [System.Net.Sockets.Socket]::new([System.Net.Sockets.SocketType]::Stream, [System.Net.Sockets.ProtocolType]::Tcp)
+`$closed.Bind([System.Net.IPEndPoint]::new([System.Net.IPAddress]::Loopback, 0))
+try { Send-MailMessage -SmtpServer 127.0.0.1 -Port `$closed.LocalEndPoint.Port -From it@example.com -To x@example.com -Subject s -Body b -ConnectionCheckInterval 1 -ConnectionWaitTimeout 1 -ErrorAction SilentlyContinue -ErrorVariable lost -WarningAction SilentlyContinue }
+catch { "TERMINATED" }
+"NONTERMINATING=`$(`$lost[0].Exception.GetType().Name)"
+"OWNNAME=`$((Send-ResilientMail -SmtpServer 127.0.0.1 -Port $($s.Port) -From it@example.com -To ok@example.com -Subject own -Body b -NoDelay).Status)"
+"@
+        $text = $out -join "`n"
+        $text | Should -Match 'RESULT=1:True'            # the script's own return value, and nothing else
+        $text | Should -Match 'PASSTHRU=Sent'
+        $text | Should -Match 'CAUGHT=bad@example.com'
+        $text | Should -Match 'NONTERMINATING=SmtpException'
+        $text | Should -Not -Match 'TERMINATED'
+        $text | Should -Match 'OWNNAME=Sent'             # by its own name it writes its results
+        (Get-Command Send-MailMessage).Source | Should -Be 'Microsoft.PowerShell.Utility' # importing the module takes no built-in name
+    }
 }

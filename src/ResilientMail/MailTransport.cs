@@ -48,6 +48,9 @@ namespace ResilientMail
         public bool SkipCertificateCheck => (_description as SmtpDescription)?.SkipCertificateCheck == true;
         /// <summary>The certificate's revocation status is not asked for (an internal CA whose CRL cannot be reached); all else is checked.</summary>
         public bool SkipRevocationCheck => (_description as SmtpDescription)?.SkipRevocationCheck == true;
+        /// <summary>The delivery status notifications (DSN) asked of the server for each recipient.</summary>
+        public System.Net.Mail.DeliveryNotificationOptions DeliveryNotificationOption =>
+            _description is SmtpDescription s ? OutputMapping.Of(s.DeliveryNotification) : System.Net.Mail.DeliveryNotificationOptions.None;
         /// <summary>The SMTP user name only (for OAuth2, the mailbox the token was issued for).</summary>
         public string? UserName => (_description as SmtpDescription)?.UserName;
         /// <summary>SMTP authenticates with an OAuth2 access token (XOAUTH2).</summary>
@@ -87,7 +90,12 @@ namespace ResilientMail
 
         /// <summary>... and, with <paramref name="skipRevocationCheck"/>, without asking the CA whether the certificate was revoked.</summary>
         public static MailTransport Smtp(string server, int port, MailSecurity security, PSCredential? credential, string? oauthUser, SecureString? oauthToken,
-            bool skipCertificateCheck, bool skipRevocationCheck, TimeSpan timeout)
+            bool skipCertificateCheck, bool skipRevocationCheck, TimeSpan timeout) =>
+            Smtp(server, port, security, credential, oauthUser, oauthToken, skipCertificateCheck, skipRevocationCheck, System.Net.Mail.DeliveryNotificationOptions.None, timeout);
+
+        /// <summary>... asking the server for delivery status notifications (DSN) as Send-MailMessage's -DeliveryNotificationOption does.</summary>
+        public static MailTransport Smtp(string server, int port, MailSecurity security, PSCredential? credential, string? oauthUser, SecureString? oauthToken,
+            bool skipCertificateCheck, bool skipRevocationCheck, System.Net.Mail.DeliveryNotificationOptions notify, TimeSpan timeout)
         {
             if (credential != null && credential.Password == null) throw new ArgumentException("The credential has no password.");
             if (oauthToken != null && credential != null) throw new ArgumentException("Use -Credential (a password) or an OAuth2 token, not both.");
@@ -101,6 +109,7 @@ namespace ResilientMail
                 Security = OutputMapping.Of(security),
                 SkipCertificateCheck = skipCertificateCheck,
                 SkipRevocationCheck = skipRevocationCheck,
+                DeliveryNotification = OutputMapping.Of(notify),
                 UserName = oauthToken != null ? oauthUser!.Trim() : credential?.UserName,
                 UsesOAuth = oauthToken != null,
                 Timeout = timeout,

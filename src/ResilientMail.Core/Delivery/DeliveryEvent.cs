@@ -17,6 +17,8 @@ namespace ResilientMail.Core.Delivery
         Pause,
         Delivered,
         Failed,
+        /// <summary>Something the user asked for that cannot be done here, while sending goes on (a server without DSN).</summary>
+        Warning,
     }
 
     /// <summary>Something a user may want to see. <see cref="Text"/> never holds a secret.</summary>

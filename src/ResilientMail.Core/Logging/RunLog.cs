@@ -67,6 +67,7 @@ namespace ResilientMail.Core.Logging
             DeliveryEventKind.StillWaiting => "still-waiting",
             DeliveryEventKind.ConnectionRestored => "connection-restored",
             DeliveryEventKind.RateLimit => "rate-limit",
+            DeliveryEventKind.Warning => "warning",
             _ => kind.ToString().ToLowerInvariant(),
         };
 

@@ -74,6 +74,8 @@ namespace ResilientMail.Core.Transports
         public bool SkipCertificateCheck { get; init; }
         /// <summary>Skip only the revocation check.</summary>
         public bool SkipRevocationCheck { get; init; }
+        /// <summary>Delivery status notifications asked of the server (DSN).</summary>
+        public DeliveryNotification DeliveryNotification { get; init; }
         /// <summary>The user name only (for OAuth2 the mailbox); the password or token is never here.</summary>
         public string? UserName { get; init; }
         /// <summary>Signs in with an OAuth2 access token (XOAUTH2) rather than a password.</summary>
@@ -103,6 +105,7 @@ namespace ResilientMail.Core.Transports
             Security = Security,
             SkipCertificateCheck = SkipCertificateCheck,
             SkipRevocationCheck = SkipRevocationCheck,
+            DeliveryNotification = DeliveryNotification,
             Credential = UsesOAuth ? null : secret.Password,
             OAuthToken = UsesOAuth ? secret.Token : null,
             OAuthUser = UsesOAuth ? UserName : null,
@@ -187,6 +190,7 @@ namespace ResilientMail.Core.Transports
             public string? Security { get; set; }
             public bool SkipCertificateCheck { get; set; }
             public bool? SkipRevocationCheck { get; set; }
+            public string? DeliveryNotification { get; set; }
             public string? UserName { get; set; }
             public bool? UsesOAuth { get; set; }
             public double TimeoutSeconds { get; set; } = Defaults.Timeout.TotalSeconds;
@@ -232,7 +236,8 @@ namespace ResilientMail.Core.Transports
                     Enum.TryParse<SmtpSecurity>(w.Security, out var security);
                     return new SmtpDescription
                     {
-                        Host = w.Host ?? "", Port = w.Port, Security = security, SkipCertificateCheck = w.SkipCertificateCheck, SkipRevocationCheck = w.SkipRevocationCheck == true, UserName = w.UserName,
+                        Host = w.Host ?? "", Port = w.Port, Security = security, SkipCertificateCheck = w.SkipCertificateCheck, SkipRevocationCheck = w.SkipRevocationCheck == true,
+                        DeliveryNotification = Enum.TryParse<DeliveryNotification>(w.DeliveryNotification, out var notify) ? notify : DeliveryNotification.None, UserName = w.UserName,
                         UsesOAuth = w.UsesOAuth == true, Timeout = timeout, Secret = secret,
                     };
             }
@@ -251,6 +256,7 @@ namespace ResilientMail.Core.Transports
                 case SmtpDescription s:
                     w.Host = s.Host; w.Port = s.EffectivePort; w.Security = s.Security.ToString(); w.SkipCertificateCheck = s.SkipCertificateCheck;
                     w.UserName = s.UserName; w.UsesOAuth = s.UsesOAuth ? true : (bool?)null; w.SkipRevocationCheck = s.SkipRevocationCheck ? true : (bool?)null;
+                    w.DeliveryNotification = s.DeliveryNotification == DeliveryNotification.None ? null : s.DeliveryNotification.ToString();
                     break;
                 case PickupDescription p: w.PickupDirectory = p.Directory; break;
                 case SendGridDescription g: w.BaseUri = g.BaseUri.ToString(); break;

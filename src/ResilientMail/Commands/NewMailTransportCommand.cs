@@ -42,6 +42,11 @@ namespace ResilientMail.Commands
         [Parameter(ParameterSetName = "Smtp")]
         public SwitchParameter SkipRevocationCheck { get; set; }
 
+        /// <summary>Delivery status notifications (DSN) to ask of the server, as Send-MailMessage's: None, OnSuccess, OnFailure, Delay, Never.</summary>
+        [Parameter(ParameterSetName = "Smtp")]
+        [Alias("DNO")]
+        public System.Net.Mail.DeliveryNotificationOptions DeliveryNotificationOption { get; set; }
+
         /// <summary>An OAuth2 access token for SMTP (XOAUTH2), used with -UserName, instead of a password.</summary>
         [Parameter(ParameterSetName = "Smtp")]
         public SecureString? OAuthToken { get; set; }
@@ -106,7 +111,7 @@ namespace ResilientMail.Commands
                         return;
                     default:
                         WriteObject(SmtpParameters.Transport(this, SmtpServer, Port, UseSsl, UseStartTls, SecureSocketOptions, Credential,
-                            OAuthCredential, UserName, OAuthToken, SkipCertificateCheck, SkipRevocationCheck, Timeout, errorId: "InvalidTransport"));
+                            OAuthCredential, UserName, OAuthToken, SkipCertificateCheck, SkipRevocationCheck, Timeout, DeliveryNotificationOption, errorId: "InvalidTransport"));
                         return;
                 }
             }

@@ -72,6 +72,10 @@ namespace ResilientMail.Commands
         [ValidateNotNullOrEmpty]
         public string? SmtpServer { get; set; }
 
+        /// <summary>Write the result objects also when called through a Send-MailMessage alias (which, like Send-MailMessage, writes none).</summary>
+        [Parameter]
+        public SwitchParameter PassThru { get; set; }
+
         /// <summary>A transport from New-MailTransport, instead of the SMTP parameters.</summary>
         [Parameter(Mandatory = true, ParameterSetName = "Transport")]
         [ValidateNotNull]
@@ -106,6 +110,11 @@ namespace ResilientMail.Commands
         [Parameter(ParameterSetName = "Smtp")]
         public SwitchParameter SkipRevocationCheck { get; set; }
 
+        /// <summary>Delivery status notifications (DSN) to ask of the server, as Send-MailMessage's: None, OnSuccess, OnFailure, Delay, Never.</summary>
+        [Parameter(ParameterSetName = "Smtp")]
+        [Alias("DNO")]
+        public System.Net.Mail.DeliveryNotificationOptions DeliveryNotificationOption { get; set; }
+
         /// <summary>An OAuth2 access token for SMTP (XOAUTH2), used with -UserName, instead of a password.</summary>
         [Parameter(ParameterSetName = "Smtp")]
         public SecureString? OAuthToken { get; set; }
@@ -124,17 +133,25 @@ namespace ResilientMail.Commands
         [TimeSpanArgument]
         public TimeSpan Timeout { get; set; } = Core.Defaults.Timeout;
 
+        /// <summary>
+        /// Called through an alias named Send-MailMessage (Set-Alias Send-MailMessage Send-ResilientMail): behave as the scripts
+        /// written for it expect. No output unless -PassThru, and every failure a non-terminating error whose exception is
+        /// an SmtpException, as Send-MailMessage writes them; the module never takes that name by itself.
+        /// </summary>
+        private bool AsSendMailMessage => string.Equals(MyInvocation.InvocationName, "Send-MailMessage", StringComparison.OrdinalIgnoreCase);
+
         private Courier? _courier;
         private SendQueue? _queue;
         private StatusReporter? _status;
         private readonly TemplateCache _templates = new TemplateCache();
         private int _received;
+        private bool _stopReported;
 
         protected override void BeginProcessing()
         {
             var options = BuildCourierOptions();
             var transport = Transport ?? SmtpParameters.Transport(this, SmtpServerOrDefault(), Port, UseSsl, UseStartTls, SecureSocketOptions, Credential,
-                OAuthCredential, UserName, OAuthToken, SkipCertificateCheck, SkipRevocationCheck, Timeout);
+                OAuthCredential, UserName, OAuthToken, SkipCertificateCheck, SkipRevocationCheck, Timeout, DeliveryNotificationOption);
             CheckFixedParts();
             _status = new StatusReporter(this, "Send-ResilientMail");
             var sink = EventSink(_status);
@@ -214,20 +231,27 @@ namespace ResilientMail.Commands
         {
             if (item.Invalid != null)
             {
-                WriteError(Errors.For(item.Invalid, item.Label));
+                Error(Errors.For(item.Invalid, item.Label));
                 _status!.Count(DeliveryStatus.Failed);
                 Log?.Result(item.Label, "Failed", 0, null, null, item.Invalid.Message, "Permanent", TimeSpan.Zero);
-                WriteObject(OutputMapping.Refused(item.Label, item.Subject, item.Invalid.Message));
+                Output(OutputMapping.Refused(item.Label, item.Subject, item.Invalid.Message));
                 return;
             }
             var result = item.Result!;
             _status!.Count(result.Status);
             Log?.Result(item.Label, result.Status.ToString(), result.Attempts, result.MessageId, result.ServerReply, result.Failure?.Message,
                 result.Failure == null ? null : $"{result.Failure.Kind}, {result.Failure.Reason}", result.Duration);
-            WriteObject(OutputMapping.Result(result, item.Subject));
+            Output(OutputMapping.Result(result, item.Subject));
             if (result.Failure == null || result.Error == null || result.Failure.StopsRun) return; // a stop is one terminating error, below
-            foreach (var error in Errors.ForResult(result, item.Label)) WriteError(error);
+            foreach (var error in Errors.ForResult(result, item.Label)) Error(error);
         }
+
+        private void Output(MailDeliveryResult result)
+        {
+            if (!AsSendMailMessage || PassThru) WriteObject(result);
+        }
+
+        private void Error(ErrorRecord record) => WriteError(AsSendMailMessage ? Errors.AsSmtpException(record) : record);
 
         private void ThrowIfStopped()
         {
@@ -242,6 +266,14 @@ namespace ResilientMail.Commands
                 item.Result.Error);
             Log?.End(stopped.Message);
             _status!.Complete();
+            if (AsSendMailMessage && !_stopReported)
+            {
+                // As Send-MailMessage: a non-terminating error; the script goes on (and nothing more is sent).
+                _stopReported = true;
+                WriteError(Errors.AsSmtpException(Errors.For(stopped, failure, item.Label)));
+                return;
+            }
+            if (AsSendMailMessage) return;
             ThrowTerminatingError(Errors.For(stopped, failure, item.Label));
         }
 

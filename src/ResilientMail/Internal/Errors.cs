@@ -49,6 +49,21 @@ namespace ResilientMail.Internal
             return remedies == null ? text : text.TrimEnd() + " " + remedies;
         }
 
+        /// <summary>
+        /// The same error as Send-MailMessage raises it: its exception an SmtpException (SmtpFailedRecipientException for a
+        /// refused recipient), with ours inside, so that "catch [System.Net.Mail.SmtpException]" in an old script still works.
+        /// </summary>
+        public static ErrorRecord AsSmtpException(ErrorRecord record)
+        {
+            var message = record.ErrorDetails?.Message ?? record.Exception.Message;
+            System.Net.Mail.SmtpException smtp = record.FullyQualifiedErrorId.StartsWith("RecipientRejected", StringComparison.Ordinal) && record.TargetObject is string address
+                ? new System.Net.Mail.SmtpFailedRecipientException(message, address, record.Exception)
+                : new System.Net.Mail.SmtpException(message, record.Exception);
+            var id = record.FullyQualifiedErrorId;
+            int comma = id.IndexOf(',');
+            return new ErrorRecord(smtp, comma > 0 ? id.Substring(0, comma) : id, record.CategoryInfo.Category, record.TargetObject) { ErrorDetails = record.ErrorDetails };
+        }
+
         /// <summary>A campaign that cannot start: one stable id per problem, and the parameter that fixes it.</summary>
         public static ErrorRecord For(Core.Campaigns.CampaignSetupError e, object? target)
         {

@@ -70,6 +70,27 @@ namespace ResilientMail.Internal
             ServerReply = o.ServerReply, Error = o.Failure?.Message ?? o.Note, Duration = o.Duration, Row = o.Row,
         };
 
+        /// <summary>Send-MailMessage's flags (its Never is a large flag value of its own) to Core's.</summary>
+        public static Core.Transports.DeliveryNotification Of(System.Net.Mail.DeliveryNotificationOptions o)
+        {
+            var n = Core.Transports.DeliveryNotification.None;
+            if ((o & System.Net.Mail.DeliveryNotificationOptions.Never) == System.Net.Mail.DeliveryNotificationOptions.Never) return Core.Transports.DeliveryNotification.Never;
+            if ((o & System.Net.Mail.DeliveryNotificationOptions.OnSuccess) != 0) n |= Core.Transports.DeliveryNotification.OnSuccess;
+            if ((o & System.Net.Mail.DeliveryNotificationOptions.OnFailure) != 0) n |= Core.Transports.DeliveryNotification.OnFailure;
+            if ((o & System.Net.Mail.DeliveryNotificationOptions.Delay) != 0) n |= Core.Transports.DeliveryNotification.Delay;
+            return n;
+        }
+
+        public static System.Net.Mail.DeliveryNotificationOptions Of(Core.Transports.DeliveryNotification n)
+        {
+            if ((n & Core.Transports.DeliveryNotification.Never) != 0) return System.Net.Mail.DeliveryNotificationOptions.Never;
+            var o = System.Net.Mail.DeliveryNotificationOptions.None;
+            if ((n & Core.Transports.DeliveryNotification.OnSuccess) != 0) o |= System.Net.Mail.DeliveryNotificationOptions.OnSuccess;
+            if ((n & Core.Transports.DeliveryNotification.OnFailure) != 0) o |= System.Net.Mail.DeliveryNotificationOptions.OnFailure;
+            if ((n & Core.Transports.DeliveryNotification.Delay) != 0) o |= System.Net.Mail.DeliveryNotificationOptions.Delay;
+            return o;
+        }
+
         public static CampaignRecipientStatus Of(Core.Campaigns.CampaignRecipientStatus status) => status switch
         {
             Core.Campaigns.CampaignRecipientStatus.Sent => CampaignRecipientStatus.Sent,

@@ -9,13 +9,14 @@ namespace ResilientMail.Internal
     {
         /// <summary>An SMTP transport from the parameters; a bad combination or value is a terminating error.</summary>
         public static MailTransport Transport(Cmdlet cmdlet, string server, int port, bool useSsl, bool useStartTls, MailSecurity options, PSCredential? credential,
-            PSCredential? oauthCredential, string? userName, SecureString? oauthToken, bool skipCertificateCheck, bool skipRevocationCheck, TimeSpan timeout, string errorId = "InvalidSmtpSettings")
+            PSCredential? oauthCredential, string? userName, SecureString? oauthToken, bool skipCertificateCheck, bool skipRevocationCheck, TimeSpan timeout,
+            System.Net.Mail.DeliveryNotificationOptions notify = System.Net.Mail.DeliveryNotificationOptions.None, string errorId = "InvalidSmtpSettings")
         {
             var (security, resolvedPort) = Resolve(cmdlet, useSsl, useStartTls, options, port);
             var (user, token) = OAuth(cmdlet, oauthCredential, userName, oauthToken);
             try
             {
-                return MailTransport.Smtp(server, resolvedPort, security, credential, user, token, skipCertificateCheck, skipRevocationCheck, timeout);
+                return MailTransport.Smtp(server, resolvedPort, security, credential, user, token, skipCertificateCheck, skipRevocationCheck, notify, timeout);
             }
             catch (ArgumentException ex)
             {

@@ -70,6 +70,9 @@ namespace ResilientMail.Internal
                 case DeliveryEventKind.StillWaiting:
                     StartWait("Waiting for connection", e.Elapsed ?? TimeSpan.Zero, e.Limit ?? TimeSpan.Zero);
                     break;
+                case DeliveryEventKind.Warning:
+                    Streams.Warn(_cmdlet, e.Text);
+                    break;
                 case DeliveryEventKind.ConnectionRestored:
                     Streams.Warn(_cmdlet, e.Text);
                     EndWait();

@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using MailKit;
 using MailKit.Net.Smtp;
 using MailKit.Security;
 using MimeKit;
@@ -101,6 +102,12 @@ namespace ResilientMail.Core.Transports
             Refused.Add((mailbox, response));
         }
 
+        /// <summary>The NOTIFY asked for each recipient (DSN); null for none.</summary>
+        public DeliveryStatusNotification? Notify { get; set; }
+
+        protected override DeliveryStatusNotification? GetDeliveryStatusNotifications(MimeMessage message, MailboxAddress mailbox) => Notify;
+
+        public bool OffersDsn => (Capabilities & SmtpCapabilities.Dsn) != 0;
         public bool OffersSmtpUtf8 => (Capabilities & SmtpCapabilities.UTF8) != 0;
         public bool OffersEightBitMime => (Capabilities & SmtpCapabilities.EightBitMime) != 0;
     }

@@ -22,6 +22,10 @@ namespace ResilientMail.Core.Transports
         SslOnConnect,
     }
 
+    /// <summary>Delivery status notifications (RFC 3461) asked of the server for each recipient.</summary>
+    [Flags]
+    public enum DeliveryNotification { None = 0, OnSuccess = 1, OnFailure = 2, Delay = 4, Never = 8 }
+
     public sealed record SmtpOptions
     {
         public string Host { get; init; } = "";
@@ -31,6 +35,8 @@ namespace ResilientMail.Core.Transports
         public bool SkipCertificateCheck { get; init; }
         /// <summary>Do not ask the CA whether the certificate was revoked (its CRL or OCSP responder cannot be reached); all else is checked.</summary>
         public bool SkipRevocationCheck { get; init; }
+        /// <summary>DSN (NOTIFY=...) for every recipient, when the server offers it; None asks for nothing.</summary>
+        public DeliveryNotification DeliveryNotification { get; init; }
         public NetworkCredential? Credential { get; init; }
         /// <summary>An OAuth2 access token: SASL XOAUTH2 as <see cref="OAuthUser"/> instead of a password (Microsoft 365, Gmail).</summary>
         public Secret? OAuthToken { get; init; }
@@ -170,7 +176,11 @@ namespace ResilientMail.Core.Transports
         {
             if (_client != null && _client.IsConnected) return _client;
             Drop();
-            var client = new EnvelopeSmtpClient(_options.SkipCertificateCheck, _options.SkipRevocationCheck) { Timeout = (int)Math.Min(int.MaxValue, _options.Timeout.TotalMilliseconds) };
+            var client = new EnvelopeSmtpClient(_options.SkipCertificateCheck, _options.SkipRevocationCheck)
+            {
+                Timeout = (int)Math.Min(int.MaxValue, _options.Timeout.TotalMilliseconds),
+                Notify = ToMailKit(_options.DeliveryNotification),
+            };
             if (_options.LocalDomain != null) client.LocalDomain = _options.LocalDomain;
             _client = client;
             try
@@ -219,6 +229,12 @@ namespace ResilientMail.Core.Transports
                 }
                 user = _options.Credential.UserName;
             }
+            if (_options.DeliveryNotification != DeliveryNotification.None && !client.OffersDsn && !_dsnWarned)
+            {
+                _dsnWarned = true; // once per transport, not per reconnect
+                _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Warning,
+                    $"{Endpoint} does not offer DSN (RFC 3461): the delivery notifications asked for ({_options.DeliveryNotification}) are not requested; the mail is sent without them."));
+            }
             var tls = client.IsSecure ? $", {client.SslProtocol}" : ", not encrypted";
             _events?.Invoke(new DeliveryEvent(_everConnected ? DeliveryEventKind.Reconnect : DeliveryEventKind.Connect,
                 $"{(_everConnected ? "Reconnected" : "Connected")} to {Endpoint}{tls}{(user != null ? ", authenticated as " + user : "")}."));
@@ -252,6 +268,19 @@ namespace ResilientMail.Core.Transports
         }
 
         public void Dispose() => Drop();
+
+        private bool _dsnWarned;
+
+        private static DeliveryStatusNotification? ToMailKit(DeliveryNotification notify)
+        {
+            if (notify == DeliveryNotification.None) return null;
+            if ((notify & DeliveryNotification.Never) != 0) return DeliveryStatusNotification.Never;
+            var flags = (DeliveryStatusNotification)0;
+            if ((notify & DeliveryNotification.OnSuccess) != 0) flags |= DeliveryStatusNotification.Success;
+            if ((notify & DeliveryNotification.OnFailure) != 0) flags |= DeliveryStatusNotification.Failure;
+            if ((notify & DeliveryNotification.Delay) != 0) flags |= DeliveryStatusNotification.Delay;
+            return flags;
+        }
 
         private static SecureSocketOptions ToMailKit(SmtpSecurity security) => security switch
         {
