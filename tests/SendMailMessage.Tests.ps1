@@ -228,4 +228,23 @@ catch { "TERMINATED" }
         $text | Should -Match 'OWNNAME=Sent'             # by its own name it writes its results
         (Get-Command Send-MailMessage).Source | Should -Be 'Microsoft.PowerShell.Utility' # importing the module takes no built-in name
     }
+
+    It 'takes -Encoding as Send-MailMessage does (names and Encoding objects), and sends a non-ASCII body right without it' {
+        foreach ($encoding in @('ASCII', [System.Text.Encoding]::UTF8)) {
+            $reference = New-Smtp
+            Send-MailMessage -SmtpServer 127.0.0.1 -Port $reference.Port -From it@example.com -To enc@example.com -Subject s -Body 'plain text' -Encoding $encoding -WarningAction SilentlyContinue
+            $module = New-Smtp
+            $null = Send-ResilientMail -SmtpServer 127.0.0.1 -Port $module.Port -From it@example.com -To enc@example.com -Subject s -Body 'plain text' -Encoding $encoding -NoDelay
+            function Get-Charset($Server) { [regex]::Match(@(Get-ScriptedSmtpRecord $Server -Messages)[0], 'charset="?([\w-]+)"?').Groups[1].Value.ToLowerInvariant() }
+            Get-Charset $module | Should -Be (Get-Charset $reference) -Because "$encoding"
+        }
+        # Without -Encoding: UTF-8, so the text arrives as written (Send-MailMessage's default sends '?' for it).
+        $s = New-Smtp
+        $null = Send-ResilientMail -SmtpServer 127.0.0.1 -Port $s.Port -From it@example.com -To enc@example.com -Subject s -Body 'Grüße, Jörg' -NoDelay
+        $source = @(Get-ScriptedSmtpRecord $s -Messages)[0]
+        $source | Should -Match 'charset=utf-8'
+        # The server took the bytes as they came (8bit, or quoted-printable): either way they are the UTF-8 of the text.
+        $raw = [Text.Encoding]::UTF8.GetString([Text.Encoding]::Latin1.GetBytes($source))
+        ($raw.Contains('Grüße, Jörg') -or $source.Contains('Gr=C3=BC=C3=9Fe, J=C3=B6rg')) | Should -BeTrue -Because $source
+    }
 }

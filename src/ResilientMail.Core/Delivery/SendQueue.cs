@@ -158,6 +158,7 @@ namespace ResilientMail.Core.Delivery
 
         private static bool Same(MessageSpec a, MessageSpec b) =>
             a.From == b.From && a.Subject == b.Subject && a.TextBody == b.TextBody && a.HtmlBody == b.HtmlBody && a.Priority == b.Priority &&
+            Equals(a.BodyEncoding, b.BodyEncoding) &&
             Equal(a.To, b.To) && Equal(a.Cc, b.Cc) && Equal(a.Bcc, b.Bcc) && Equal(a.ReplyTo, b.ReplyTo) &&
             Equal(a.Attachments, b.Attachments) && Equal(a.Headers, b.Headers);
 

@@ -70,6 +70,12 @@ namespace ResilientMail.Core.Messages
                 body.Attachments.Add(path);
             }
             message.Body = body.ToMessageBody();
+            if (spec.BodyEncoding != null && !(spec.BodyEncoding is System.Text.UTF8Encoding))
+            {
+                // As asked (Send-MailMessage's -Encoding): text the charset cannot hold becomes '?', as it does there.
+                foreach (var part in message.BodyParts.OfType<TextPart>())
+                    if (!part.IsAttachment) part.SetText(spec.BodyEncoding, part.Text);
+            }
 
             message.Date = (time ?? TimeProvider.System).GetLocalNow();
             message.MessageId = NewMessageId(from.Mailboxes.First().Domain);

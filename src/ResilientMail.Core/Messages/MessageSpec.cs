@@ -19,5 +19,7 @@ namespace ResilientMail.Core.Messages
         /// <summary>Extra headers; names and values are checked like every other header.</summary>
         public IReadOnlyList<KeyValuePair<string, string>> Headers { get; init; } = new KeyValuePair<string, string>[0];
         public MessagePriority Priority { get; init; } = MessagePriority.Normal;
+        /// <summary>The body's character set; UTF-8 (which any text needs) when null.</summary>
+        public System.Text.Encoding? BodyEncoding { get; init; }
     }
 }

@@ -66,6 +66,12 @@ namespace ResilientMail.Commands
         [Parameter]
         public MailPriority Priority { get; set; } = MailPriority.Normal;
 
+        /// <summary>The body's character set, as Send-MailMessage's -Encoding (a name or an Encoding); UTF-8 when not given.</summary>
+        [Parameter]
+        [Alias("BodyEncoding")]
+        [EncodingArgument]
+        public System.Text.Encoding? Encoding { get; set; }
+
         /// <summary>$PSEmailServer when not given, as with Send-MailMessage.</summary>
         [Parameter(Position = 3, ParameterSetName = "Smtp")]
         [Alias("ComputerName")]
@@ -353,6 +359,7 @@ namespace ResilientMail.Commands
                 ? new KeyValuePair<string, string>[0]
                 : Headers.Cast<DictionaryEntry>().Select(e => new KeyValuePair<string, string>(e.Key?.ToString() ?? "", e.Value?.ToString() ?? "")).ToArray(),
             Priority = OutputMapping.Of(Priority),
+            BodyEncoding = Encoding,
         };
     }
 }
