@@ -247,4 +247,33 @@ catch { "TERMINATED" }
         $raw = [Text.Encoding]::UTF8.GetString([Text.Encoding]::Latin1.GetBytes($source))
         ($raw.Contains('Grüße, Jörg') -or $source.Contains('Gr=C3=BC=C3=9Fe, J=C3=B6rg')) | Should -BeTrue -Because $source
     }
+
+    It 'sends what Send-MailMessage sends for the same call: recipients, HTML body, priority, reply-to, one login' {
+        $cred = New-TestCredential 'alice' 'Same-Pass-1'
+        $call = @{ From = 'IT <it@example.com>'; To = 'to@example.com'; Cc = 'cc@example.com'; Bcc = 'bcc@example.com'; ReplyTo = 'reply@example.com'
+                   Subject = 'Report'; Body = '<b>bold</b>'; BodyAsHtml = $true; Priority = 'High'; Credential = $cred }
+        $reference = Start-ScriptedSmtp -Ehlo '8BITMIME' -Auth 'LOGIN PLAIN'; $servers.Add($reference)
+        Send-MailMessage @call -SmtpServer 127.0.0.1 -Port $reference.Port -WarningAction SilentlyContinue
+        $module = Start-ScriptedSmtp -Ehlo '8BITMIME' -Auth 'LOGIN PLAIN'; $servers.Add($module)
+        $null = Send-ResilientMail @call -SmtpServer 127.0.0.1 -Port $module.Port -NoDelay
+        (Get-Rcpt $module | Sort-Object) | Should -Be (Get-Rcpt $reference | Sort-Object) # the same envelope (Send-MailMessage orders Bcc before Cc)
+        $ours = @(Get-ScriptedSmtpRecord $module -Messages)[0]
+        $theirs = @(Get-ScriptedSmtpRecord $reference -Messages)[0]
+        foreach ($pattern in '(?m)^Subject: Report', '(?m)^Reply-To: reply@example\.com', '(?m)^Cc: cc@example\.com', 'text/html', '(?m)^X-Priority: 1', '(?m)^Importance: high', '(?m)^Priority: urgent') {
+            $theirs | Should -Match $pattern -Because "Send-MailMessage sends $pattern"
+            $ours | Should -Match $pattern -Because "the module sends $pattern too"
+        }
+        $ours | Should -Not -Match '(?m)^Bcc:' # Bcc goes in the envelope only, as there
+        @(Get-ScriptedSmtpRecord $module -Commands | Where-Object { $_ -like 'AUTH*' }).Count | Should -Be @(Get-ScriptedSmtpRecord $reference -Commands | Where-Object { $_ -like 'AUTH*' }).Count
+    }
+
+    It 'delivers "a@x, b@y" in one -To string to both, where Send-MailMessage does not' {
+        $reference = New-Smtp
+        try { Send-MailMessage -SmtpServer 127.0.0.1 -Port $reference.Port -From it@example.com -To 'a@example.com, b@example.com' -Subject s -Body b -WarningAction SilentlyContinue -ErrorAction Stop } catch { }
+        $module = New-Smtp
+        $null = Send-ResilientMail -SmtpServer 127.0.0.1 -Port $module.Port -From it@example.com -To 'a@example.com, b@example.com' -Subject s -Body b -NoDelay
+        Get-Rcpt $module | Should -Be @('RCPT TO:<a@example.com>', 'RCPT TO:<b@example.com>')
+        # Send-MailMessage reaches at most one of them (the issue's corpus: b only); the module does the right thing.
+        @(Get-Rcpt $reference).Count | Should -BeLessThan 2
+    }
 }

@@ -224,3 +224,24 @@ public class MailMergeAndCertificateTests
         Assert.False(Assert.IsType<SmtpDescription>(System.Text.Json.JsonSerializer.Deserialize<TransportDescription>("{\"kind\":\"Smtp\",\"host\":\"h\",\"port\":25}")).SkipRevocationCheck);
     }
 }
+
+public class BccTests
+{
+    [Fact]
+    public async Task Bcc_recipients_get_the_message_but_no_recipient_sees_a_Bcc_header()
+    {
+        await using var server = new ScriptedSmtpServer();
+        using var courier = new Courier(new SmtpTransport(new SmtpOptions { Host = "127.0.0.1", Port = server.Port, Security = SmtpSecurity.None }),
+            new CourierOptions { Pacing = PacingOptions.None }, new TcpProbe(), TimeProvider.System, new Random(1), null);
+        var message = new MimeMessage(new[] { MailboxAddress.Parse("it@example.com") }, new[] { MailboxAddress.Parse("to@example.com") }, "s", new TextPart("plain") { Text = "b" });
+        message.Bcc.Add(MailboxAddress.Parse("hidden@example.com"));
+
+        var result = await courier.DeliverAsync(message, default);
+
+        Assert.Equal(DeliveryStatus.Sent, result.Status);
+        lock (server.Commands) Assert.Contains(server.Commands, c => c.Contains("RCPT TO:<hidden@example.com>"));
+        var sent = Assert.Single(server.Accepted);
+        Assert.DoesNotContain("hidden@example.com", sent);
+        Assert.DoesNotContain("Bcc:", sent);
+    }
+}

@@ -58,8 +58,9 @@ namespace ResilientMail.Core.Messages
 
             switch (spec.Priority)
             {
-                case MessagePriority.High: message.Priority = MimeKit.MessagePriority.Urgent; message.XPriority = XMessagePriority.High; break;
-                case MessagePriority.Low: message.Priority = MimeKit.MessagePriority.NonUrgent; message.XPriority = XMessagePriority.Low; break;
+                // The headers Send-MailMessage writes for -Priority: X-Priority 1 or 5, Priority, Importance.
+                case MessagePriority.High: message.Priority = MimeKit.MessagePriority.Urgent; message.XPriority = XMessagePriority.Highest; message.Importance = MessageImportance.High; break;
+                case MessagePriority.Low: message.Priority = MimeKit.MessagePriority.NonUrgent; message.XPriority = XMessagePriority.Lowest; message.Importance = MessageImportance.Low; break;
             }
 
             var body = new BodyBuilder { TextBody = spec.TextBody, HtmlBody = spec.HtmlBody };

@@ -111,7 +111,7 @@ namespace ResilientMail.Core.Transports
             var sender = message.Sender ?? message.From.Mailboxes.FirstOrDefault()
                 ?? throw new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.SenderRejected, "The message has no sender (From)."));
             var pending = new List<MailboxAddress>(attempt.Recipients ?? Envelope.Recipients(message));
-            var format = FormatOptions.Default;
+            var format = Standard;
             if (Envelope.NeedsSmtpUtf8(message, sender, pending))
             {
                 if (client.OffersSmtpUtf8 && client.OffersEightBitMime)
@@ -163,12 +163,19 @@ namespace ResilientMail.Core.Transports
             return new Receipt(message.MessageId ?? "", replies ?? "") { Refused = attempt.Refused };
         }
 
-        private static readonly FormatOptions International = CreateInternational();
+        // MailKit's own defaults for a transport: Bcc (and Resent-Bcc) travel in the envelope only, never as a header the
+        // other recipients would see.
+        private static readonly FormatOptions Standard = Create(international: false);
+        private static readonly FormatOptions International = Create(international: true);
 
-        private static FormatOptions CreateInternational()
+        private static FormatOptions Create(bool international)
         {
             var options = FormatOptions.Default.Clone();
-            options.International = true;
+            options.HiddenHeaders.Add(HeaderId.ContentLength);
+            options.HiddenHeaders.Add(HeaderId.ResentBcc);
+            options.HiddenHeaders.Add(HeaderId.Bcc);
+            options.NewLineFormat = NewLineFormat.Dos;
+            options.International = international;
             return options;
         }
 
