@@ -497,20 +497,11 @@ namespace ResilientMail.Core.Campaigns
             try { _journal.Run(RecordKind.Stopped, "Stopped by the user."); } catch (ObjectDisposedException) { }
         }
 
-        public CampaignSummary Summarize()
-        {
-            long Count(RecipientState state) => _counts[state];
-            return new CampaignSummary(_definition.Name, IsPaused ? CampaignState.Paused : HasWholeInput ? CampaignState.Completed : CampaignState.Incomplete)
+        public CampaignSummary Summarize() =>
+            _counts.Summary(_definition.Name, IsPaused ? CampaignState.Paused : HasWholeInput ? CampaignState.Completed : CampaignState.Incomplete) with
             {
                 InputComplete = HasWholeInput,
                 RowsRead = Math.Max(_previous.RowsRead, Interlocked.Read(ref _rowsRead)),
-                Recipients = _counts.Total,
-                Sent = Count(RecipientState.Sent),
-                Failed = Count(RecipientState.FailedPermanent),
-                Deferred = Count(RecipientState.FailedTransient),
-                Uncertain = Count(RecipientState.Uncertain) + Count(RecipientState.Sending),
-                Pending = Count(RecipientState.Pending),
-                Duplicates = _counts.Duplicates,
                 SentThisRun = Interlocked.Read(ref _sentThisRun),
                 SkippedAlreadySent = SkippedAlreadySent,
                 Duration = _time.GetElapsedTime(_started),
@@ -518,6 +509,5 @@ namespace ResilientMail.Core.Campaigns
                 PauseReason = _pauseReason,
                 LastError = _lastError ?? _previous.LastError,
             };
-        }
     }
 }

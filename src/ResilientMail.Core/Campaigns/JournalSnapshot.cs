@@ -86,16 +86,9 @@ namespace ResilientMail.Core.Campaigns
             Completed ? "Completed" : LastPause != null ? "Paused" : Stopped ? "Stopped" : Incomplete ? "Incomplete" : Runs == 0 ? "New" : "Running";
 
         /// <summary>The campaign's counts as the journal has them: the same summary a run ends with.</summary>
-        public CampaignSummary Summary() => new CampaignSummary(Definition?.Name ?? CampaignJournal.NameFromPath(Path),
-            Completed ? CampaignState.Completed : LastPause != null ? CampaignState.Paused : CampaignState.Incomplete)
+        public CampaignSummary Summary() => new CampaignCounts(this).Summary(Definition?.Name ?? CampaignJournal.NameFromPath(Path),
+            Completed ? CampaignState.Completed : LastPause != null ? CampaignState.Paused : CampaignState.Incomplete) with
         {
-            Recipients = _states.Count,
-            Sent = Count(RecipientState.Sent),
-            Failed = Count(RecipientState.FailedPermanent),
-            Deferred = Count(RecipientState.FailedTransient),
-            Uncertain = Count(RecipientState.Uncertain) + Count(RecipientState.Sending),
-            Pending = Count(RecipientState.Pending),
-            Duplicates = Duplicates,
             JournalPath = Path,
             PauseReason = LastPause,
             LastError = LastError,

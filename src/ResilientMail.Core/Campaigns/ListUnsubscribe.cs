@@ -81,5 +81,18 @@ namespace ResilientMail.Core.Campaigns
         public long this[RecipientState state] => Interlocked.Read(ref _counts[(int)state]);
         public long Total => _counts.Sum();
         public long Duplicates => Interlocked.Read(ref _duplicates);
+
+        /// <summary>The counts as a summary: one mapping for a run's end and for a journal read back.</summary>
+        public CampaignSummary Summary(string name, CampaignState state) => new CampaignSummary(name, state)
+        {
+            Recipients = Total,
+            Sent = this[RecipientState.Sent],
+            Failed = this[RecipientState.FailedPermanent],
+            Deferred = this[RecipientState.FailedTransient],
+            // "sending" in a journal read back is a message in flight when its run stopped: it may have been delivered.
+            Uncertain = this[RecipientState.Uncertain] + this[RecipientState.Sending],
+            Pending = this[RecipientState.Pending],
+            Duplicates = Duplicates,
+        };
     }
 }
