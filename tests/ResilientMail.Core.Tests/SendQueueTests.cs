@@ -43,19 +43,22 @@ public class SendQueueTests
         var time = new FakeTimeProvider();
         var release = new TaskCompletionSource();
         var transport = new BlockingTransport(release.Task);
-        int wakes = 0;
-        var queue = new SendQueue(Courier(transport, time), _ => { }, () => Interlocked.Increment(ref wakes));
+        // The queue's promise to the reader: it calls wake when there is room again. The test waits for that call, not a clock.
+        SendQueue? queue = null;
+        TaskCompletionSource? room = null; // armed once the queue is full
+        queue = new SendQueue(Courier(transport, time), _ => { }, () => { if (queue!.ReadyForMore) Volatile.Read(ref room)?.TrySetResult(); });
         queue.Start(default);
         Assert.True(queue.TryAdd(Item("first@example.com")));
         await transport.Started.Task; // the first message is on the wire; the queue holds the next ones
         for (int i = 0; i < SendQueue.Capacity; i++) Assert.True(queue.TryAdd(Item($"r{i}@example.com")));
         Assert.False(queue.TryAdd(Item("one-too-many@example.com")));
         Assert.False(queue.ReadyForMore);
+        var armed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref room, armed);
 
-        int before = Volatile.Read(ref wakes);
         release.SetResult();
-        await WaitUntil(() => queue.ReadyForMore);
-        Assert.True(Volatile.Read(ref wakes) > before);
+        await armed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(queue.ReadyForMore);
         queue.Complete();
         await queue.Completion;
         Assert.Equal(SendQueue.Capacity + 1, queue.Sent);
@@ -79,12 +82,6 @@ public class SendQueueTests
         Assert.Equal(2, transport.AttemptTimes.Count);
         Assert.False(queue.TryAdd(Item("e@example.com")));
         Assert.True(queue.ReadyForMore); // the reader is not left waiting for room that never comes
-    }
-
-    private static async Task WaitUntil(Func<bool> condition)
-    {
-        for (int i = 0; i < 500 && !condition(); i++) await Task.Delay(10);
-        Assert.True(condition());
     }
 
     /// <summary>Holds every send until released.</summary>
