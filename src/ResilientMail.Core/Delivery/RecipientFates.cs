@@ -39,10 +39,10 @@ namespace ResilientMail.Core.Delivery
         private bool _allAtOnce;
         private bool _recorded;
 
-        /// <summary>Whom the next attempt goes to: null (everyone) until some recipient's fate is known.</summary>
-        public IReadOnlyList<MailboxAddress>? Remaining()
+        /// <summary>Whom the next attempt goes to: everyone until some recipient's fate is known (the list the transport would make itself).</summary>
+        public IReadOnlyList<MailboxAddress> Remaining()
         {
-            if ((_deliveredSet == null || _deliveredSet.Count == 0) && (_finalMap == null || _finalMap.Count == 0)) return null;
+            if ((_deliveredSet == null || _deliveredSet.Count == 0) && (_finalMap == null || _finalMap.Count == 0)) return _all;
             return _all.Where(m => !_delivered.Contains(m.Address) && !_final.ContainsKey(m.Address)).ToArray();
         }
 
@@ -52,7 +52,7 @@ namespace ResilientMail.Core.Delivery
         /// </summary>
         public void Record(SendAttempt state, bool succeeded, Failure? failure)
         {
-            if (!_recorded && succeeded && state.Recipients == null && state.Refused.Count == 0)
+            if (!_recorded && succeeded && (state.Recipients == null || ReferenceEquals(state.Recipients, _all)) && state.Refused.Count == 0)
             {
                 _recorded = _allAtOnce = true;
                 return;
