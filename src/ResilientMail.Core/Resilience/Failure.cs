@@ -60,6 +60,10 @@ namespace ResilientMail.Core.Resilience
         AsciiSender = 256,
         /// <summary>Skip only the revocation check (the CA's CRL or OCSP responder cannot be reached).</summary>
         SkipRevocationCheck = 512,
+        /// <summary>The Microsoft 365 set-up: an app registration, its permission and consent, or a managed identity.</summary>
+        Microsoft365 = 1024,
+        /// <summary>The Google Workspace set-up: a service account with domain-wide delegation.</summary>
+        GoogleWorkspace = 2048,
     }
 
     public sealed record Failure(FailureKind Kind, FailureReason Reason, string Message)

@@ -48,7 +48,7 @@ namespace ResilientMail.Core.Transports.Http
             _tracker.Current = attempt;
             try
             {
-                return await SendCoreAsync(message, cancellationToken).ConfigureAwait(false);
+                return await SendCoreAsync(message, attempt, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (!(ex is OperationCanceledException) && !(ex is MailDeliveryException))
             {
@@ -61,7 +61,15 @@ namespace ResilientMail.Core.Transports.Http
         }
 
         /// <summary>One request. Throw <see cref="MailDeliveryException"/> for a refusal; let network errors through.</summary>
-        protected abstract Task<Receipt> SendCoreAsync(MimeMessage message, CancellationToken cancellationToken);
+        protected abstract Task<Receipt> SendCoreAsync(MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken);
+
+        private const string NotDeliveryKey = "ResilientMail.NotTheDelivery";
+
+        /// <summary>
+        /// A request that cannot deliver the message by itself (a draft, an upload): a network failure after its body was
+        /// written leaves nothing sent, so it does not make the attempt ambiguous.
+        /// </summary>
+        protected static void NotTheDelivery(HttpRequestMessage request) => request.Properties[NotDeliveryKey] = true;
 
         /// <summary>HTTP keeps no conversation to end; pooled connections close when the transport is disposed.</summary>
         public Task CloseAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -78,7 +86,7 @@ namespace ResilientMail.Core.Transports.Http
             protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
             {
                 var attempt = Current;
-                if (attempt != null && request.Content != null) request.Content = new TrackedContent(request.Content, attempt);
+                if (attempt != null && request.Content != null && !request.Properties.ContainsKey(NotDeliveryKey)) request.Content = new TrackedContent(request.Content, attempt);
                 return base.SendAsync(request, cancellationToken);
             }
         }

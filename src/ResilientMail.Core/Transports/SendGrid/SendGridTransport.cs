@@ -51,7 +51,7 @@ namespace ResilientMail.Core.Transports.SendGrid
 
         public override string Description => $"SendGrid {BaseUri.GetLeftPart(UriPartial.Authority)}";
 
-        protected override async Task<Receipt> SendCoreAsync(MimeMessage message, CancellationToken cancellationToken)
+        protected override async Task<Receipt> SendCoreAsync(MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken)
         {
             var response = await _client.SendEmailAsync(SendGridMapper.Map(message), cancellationToken).ConfigureAwait(false);
             int status = (int)response.StatusCode;

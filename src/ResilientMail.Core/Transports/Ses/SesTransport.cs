@@ -119,7 +119,7 @@ namespace ResilientMail.Core.Transports.Ses
             return o;
         }
 
-        protected override async Task<Receipt> SendCoreAsync(MimeMessage message, CancellationToken cancellationToken)
+        protected override async Task<Receipt> SendCoreAsync(MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken)
         {
             var body = RequestBody(message);
             ImmutableCredentials credentials;

@@ -86,6 +86,7 @@ namespace ResilientMail.Core.Resilience
             string? detail = enhanced.Success ? enhanced.Groups[2].Value : null; // "3.4" of 5.3.4
             int cls = statusCode / 100;
 
+            if (BasicAuthOff(reply, null, null) is Failure off) return off with { StatusCode = statusCode };
             if (statusCode == 535 || statusCode == 534 || statusCode == 530 && text != null && text.IndexOf("auth", StringComparison.OrdinalIgnoreCase) >= 0)
                 return new Failure(FailureKind.Permanent, FailureReason.Authentication, $"Authentication failed: {reply}") { ServerReply = reply, StatusCode = statusCode };
 
@@ -117,6 +118,29 @@ namespace ResilientMail.Core.Resilience
                 _ => "The server rejected the message",
             };
             return new Failure(FailureKind.Permanent, reason, $"{what}: {reply}") { ServerReply = reply, StatusCode = statusCode };
+        }
+
+        /// <summary>
+        /// Exchange Online's answers when Basic authentication (a password) is switched off for SMTP AUTH: 535 5.7.139
+        /// ("basic authentication is disabled"), 535 5.7.3 (Authentication unsuccessful: also a wrong password there), and
+        /// 550 5.7.30 ("Basic authentication is not supported for Client Submission"). The password will never work again,
+        /// so say which set-up replaces it. Null for any other reply.
+        /// </summary>
+        public static Failure? BasicAuthOff(string reply, string? host, string? user)
+        {
+            bool off = reply.IndexOf("5.7.139", StringComparison.Ordinal) >= 0 || reply.IndexOf("5.7.30", StringComparison.Ordinal) >= 0
+                || reply.IndexOf("basic authentication is disabled", StringComparison.OrdinalIgnoreCase) >= 0
+                || reply.IndexOf("Basic authentication is not supported", StringComparison.OrdinalIgnoreCase) >= 0;
+            bool exchange = host != null && (host.EndsWith(".office365.com", StringComparison.OrdinalIgnoreCase) || host.EndsWith(".outlook.com", StringComparison.OrdinalIgnoreCase));
+            bool maybe = exchange && reply.IndexOf("5.7.3 ", StringComparison.Ordinal) >= 0;
+            if (!off && !maybe) return null;
+            var what = off
+                ? $"Microsoft 365 has switched off Basic authentication (a password) for SMTP AUTH{(user != null ? " of " + user : "")}: {reply}"
+                : $"Exchange Online refused the password{(user != null ? " of " + user : "")} ({reply}); since Basic authentication for SMTP AUTH is being switched off (from the end of December 2026), it may be that and not the password";
+            return new Failure(FailureKind.Permanent, FailureReason.Authentication,
+                what + ". A password will not work there again: send through Microsoft Graph with an app registration or a managed identity, " +
+                "or keep SMTP and sign in with OAuth (an app registration with SMTP.SendAsApp). about_ResilientMail, section Microsoft 365, shows each set-up.")
+                { ServerReply = reply, Remedy = Remedy.Microsoft365 };
         }
 
         private static Failure Network(string message, bool bodySent) => bodySent

@@ -9,6 +9,7 @@ using MailKit.Net.Smtp;
 using MailKit.Security;
 using MimeKit;
 using ResilientMail.Core.Delivery;
+using ResilientMail.Core.Identity;
 using ResilientMail.Core.Resilience;
 
 namespace ResilientMail.Core.Transports
@@ -40,7 +41,11 @@ namespace ResilientMail.Core.Transports
         public NetworkCredential? Credential { get; init; }
         /// <summary>An OAuth2 access token: SASL XOAUTH2 as <see cref="OAuthUser"/> instead of a password (Microsoft 365, Gmail).</summary>
         public Secret? OAuthToken { get; init; }
+        /// <summary>Tokens obtained and renewed by the module (Microsoft Entra, Google); wins over <see cref="OAuthToken"/>.</summary>
+        public TokenSource? OAuthTokens { get; init; }
         public string? OAuthUser { get; init; }
+
+        internal TokenSource? Tokens => OAuthTokens ?? (OAuthToken != null ? new GivenToken(OAuthToken) : null);
         public TimeSpan Timeout { get; init; } = Defaults.Timeout;
         /// <summary>The name sent in EHLO; MailKit picks the machine's name when null.</summary>
         public string? LocalDomain { get; init; }
@@ -50,8 +55,8 @@ namespace ResilientMail.Core.Transports
             if (string.IsNullOrWhiteSpace(Host)) throw new ArgumentException("An SMTP server name is required.", nameof(Host));
             if (Port < 1 || Port > 65535) throw new ArgumentOutOfRangeException(nameof(Port), Port, "Port must be 1-65535.");
             if (Timeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(Timeout), Timeout, "Timeout must be greater than zero.");
-            if (OAuthToken != null && string.IsNullOrWhiteSpace(OAuthUser)) throw new ArgumentException("An OAuth2 token needs the user name (the mailbox) it was issued for.", nameof(OAuthUser));
-            if (OAuthToken != null && Credential != null) throw new ArgumentException("Use a password credential or an OAuth2 token, not both.", nameof(OAuthToken));
+            if ((OAuthToken != null || OAuthTokens != null) && string.IsNullOrWhiteSpace(OAuthUser)) throw new ArgumentException("An OAuth2 token needs the user name (the mailbox) it was issued for.", nameof(OAuthUser));
+            if ((OAuthToken != null || OAuthTokens != null) && Credential != null) throw new ArgumentException("Use a password credential or an OAuth2 token, not both.", nameof(OAuthToken));
             return this;
         }
     }
@@ -64,15 +69,17 @@ namespace ResilientMail.Core.Transports
         private EnvelopeSmtpClient? _client;
         private CertificateProblem? _lastCertificateProblem;
         private bool _everConnected;
+        private readonly TokenSource? _tokens;
 
         public SmtpTransport(SmtpOptions options, DeliveryEventSink? events = null)
         {
             _options = (options ?? throw new ArgumentNullException(nameof(options))).Validate();
             _events = events;
+            _tokens = _options.Tokens;
             Endpoint = new Endpoint(_options.Host, _options.Port);
         }
 
-        public string Description => $"smtp://{Endpoint} ({_options.Security}{(_options.OAuthToken != null ? ", OAuth2" : _options.Credential != null ? ", authenticated" : "")})";
+        public string Description => $"smtp://{Endpoint} ({_options.Security}{(_tokens != null ? ", OAuth2" : _options.Credential != null ? ", authenticated" : "")})";
         public Endpoint Endpoint { get; }
         public TimeSpan Timeout => _options.Timeout;
 
@@ -200,19 +207,10 @@ namespace ResilientMail.Core.Transports
             }
             ConnectionsOpened++;
             string? user = null;
-            if (_options.OAuthToken != null)
+            if (_tokens != null)
             {
                 user = _options.OAuthUser!;
-                try
-                {
-                    await client.AuthenticateAsync(new SaslMechanismOAuth2(user, _options.OAuthToken.Reveal()), cancellationToken).ConfigureAwait(false);
-                }
-                catch (MailKit.Security.AuthenticationException ex)
-                {
-                    throw new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.Authentication,
-                        $"The SMTP server refused the OAuth2 token for {user}: {ex.Message} Access tokens expire (often after an hour): get a new one, " +
-                        "and check that it was issued for SMTP (Microsoft 365: the SMTP.Send permission; Gmail: the https://mail.google.com/ scope).") { ServerReply = ex.Message }, ex);
-                }
+                await SignInWithTokenAsync(client, user, _tokens, cancellationToken).ConfigureAwait(false);
                 user += " (OAuth2)";
             }
             else if (_options.Credential != null)
@@ -229,7 +227,8 @@ namespace ResilientMail.Core.Transports
                     }
                     catch (MailKit.Security.AuthenticationException ex)
                     {
-                        throw new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.Authentication,
+                        throw new MailDeliveryException(SmtpFailureClassifier.BasicAuthOff(ex.Message, _options.Host, _options.Credential.UserName) ??
+                            new Failure(FailureKind.Permanent, FailureReason.Authentication,
                             $"The SMTP server refused the credentials for {_options.Credential.UserName} (AUTH {mechanism.MechanismName}, tried once): {ex.Message}")
                             { ServerReply = ex.Message }, ex);
                     }
@@ -287,6 +286,38 @@ namespace ResilientMail.Core.Transports
             if ((notify & DeliveryNotification.OnFailure) != 0) flags |= DeliveryStatusNotification.Failure;
             if ((notify & DeliveryNotification.Delay) != 0) flags |= DeliveryStatusNotification.Delay;
             return flags;
+        }
+
+        /// <summary>
+        /// SASL XOAUTH2 with the source's token. A refused token that the source can renew (it expired early, or was
+        /// revoked) is renewed and tried once more on the same connection; a second refusal stops the run.
+        /// </summary>
+        private static async Task SignInWithTokenAsync(SmtpClient client, string user, TokenSource tokens, CancellationToken cancellationToken)
+        {
+            for (int round = 0; ; round++)
+            {
+                var token = await tokens.GetAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await client.AuthenticateAsync(new SaslMechanismOAuth2(user, token.Value.Reveal()), cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+                catch (MailKit.Security.AuthenticationException ex) when (round == 0 && tokens.Invalidate(token))
+                {
+                    _ = ex; // renewed below
+                }
+                catch (MailKit.Security.AuthenticationException ex)
+                {
+                    var renewal = tokens.CanRenew
+                        ? $"a token just obtained from {tokens.Description} was refused too. Check that the app may send as {user} " +
+                          "(Microsoft 365: the SMTP.SendAsApp permission with admin consent, the app's service principal registered with New-ServicePrincipal, " +
+                          "Add-MailboxPermission -User <its object id> -AccessRights FullAccess; Google: domain-wide delegation with the https://mail.google.com/ scope)."
+                        : "access tokens expire (often after an hour): get a new one, or let the module obtain and renew them (an app registration, a managed identity, a service account).";
+                    throw new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.Authentication,
+                        $"The SMTP server refused the OAuth2 token for {user}: {ex.Message} {char.ToUpperInvariant(renewal[0])}{renewal.Substring(1)}")
+                        { ServerReply = ex.Message, Remedy = Remedy.Microsoft365 }, ex);
+                }
+            }
         }
 
         private static SecureSocketOptions ToMailKit(SmtpSecurity security) => security switch
