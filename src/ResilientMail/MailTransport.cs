@@ -4,6 +4,7 @@ using System.Net;
 using System.Security;
 using ResilientMail.Core;
 using ResilientMail.Core.Delivery;
+using ResilientMail.Core.Identity;
 using ResilientMail.Core.Transports;
 using ResilientMail.Core.Transports.SendGrid;
 using ResilientMail.Core.Transports.Ses;
@@ -11,7 +12,7 @@ using ResilientMail.Internal;
 
 namespace ResilientMail
 {
-    public enum MailTransportKind { Smtp, PickupDirectory, SendGrid, Ses }
+    public enum MailTransportKind { Smtp, PickupDirectory, SendGrid, Ses, Graph }
 
     /// <summary>
     /// A validated, reusable transport (New-MailTransport): a secret-free description of where mail goes (Core's, the one
@@ -25,12 +26,16 @@ namespace ResilientMail
         private readonly PSCredential? _credential;
         // A SendGrid API key, or an SMTP OAuth2 access token.
         private readonly SecureString? _token;
+        // A client secret, a certificate object or a PFX password: what a token source needs and the journal never holds.
+        private readonly TokenSecrets? _tokenSecrets;
+        private TransportSecret? _secret;
 
-        private MailTransport(TransportDescription description, PSCredential? credential = null, SecureString? token = null, string? credentialSource = null)
+        private MailTransport(TransportDescription description, PSCredential? credential = null, SecureString? token = null, string? credentialSource = null, TokenSecrets? tokenSecrets = null)
         {
             _description = description.Validate();
             _credential = credential;
             _token = token;
+            _tokenSecrets = tokenSecrets;
             CredentialSource = credentialSource;
         }
 
@@ -39,6 +44,7 @@ namespace ResilientMail
             TransportKind.PickupDirectory => MailTransportKind.PickupDirectory,
             TransportKind.SendGrid => MailTransportKind.SendGrid,
             TransportKind.Ses => MailTransportKind.Ses,
+            TransportKind.Graph => MailTransportKind.Graph,
             _ => MailTransportKind.Smtp,
         };
 
@@ -54,8 +60,19 @@ namespace ResilientMail
         /// <summary>The SMTP user name only (for OAuth2, the mailbox the token was issued for).</summary>
         public string? UserName => (_description as SmtpDescription)?.UserName;
         /// <summary>SMTP authenticates with an OAuth2 access token (XOAUTH2).</summary>
-        public bool UsesOAuth => (_description as SmtpDescription)?.UsesOAuth == true;
-        public bool HasCredential => _credential != null || _token != null;
+        public bool UsesOAuth => (_description as SmtpDescription)?.UsesOAuth == true || _description is GraphDescription;
+        public bool HasCredential => _credential != null || _token != null || _tokenSecrets != null;
+        /// <summary>Microsoft Graph: the mailbox that sends, and Graph's address.</summary>
+        public string? Mailbox => (_description as GraphDescription)?.Mailbox;
+        public Uri? GraphEndpoint => (_description as GraphDescription)?.BaseUri;
+        /// <summary>Where OAuth2 tokens come from, in words (never a secret): "Microsoft Entra app ... with certificate 3A5C...", "the managed identity ...".</summary>
+        public string? TokensFrom => Tokens?.ToString();
+        public string? TenantId => Tokens?.TenantId;
+        public string? ClientId => Tokens?.ClientId;
+        public string? CertificateThumbprint => Tokens?.CertificateThumbprint;
+        /// <summary>Tokens are renewed by the module (an app registration, a managed identity, a service account), not passed in.</summary>
+        public bool RenewsTokens => Tokens != null && Tokens.Kind != TokenKind.Given;
+        private OAuthSettings? Tokens => _description switch { GraphDescription g => g.OAuth, SmtpDescription s when s.UsesOAuth => s.OAuth ?? new OAuthSettings { Kind = TokenKind.Given }, _ => null };
         /// <summary>Where the secret comes from, in words: "parameter", "environment variable SENDGRID_API_KEY", "AWS profile mailer", ...</summary>
         public string? CredentialSource { get; }
         public TimeSpan Timeout => _description.Timeout;
@@ -79,6 +96,35 @@ namespace ResilientMail
             SesDescription _ => $"{_description} (credentials from {CredentialSource})",
             _ => _description.ToString(),
         };
+
+        /// <summary>Microsoft Graph sendMail as <paramref name="mailbox"/>, with tokens from <paramref name="tokens"/>.</summary>
+        internal static MailTransport Graph(string mailbox, Uri? endpoint, OAuthSettings tokens, TokenSecrets? secrets, SecureString? token, TimeSpan timeout)
+        {
+            var description = new GraphDescription
+            {
+                Mailbox = (mailbox ?? "").Trim(),
+                BaseUri = endpoint ?? Core.Transports.Graph.GraphOptions.DefaultBaseUri,
+                OAuth = tokens,
+                Timeout = timeout,
+                Secret = tokens.SecretSource,
+            };
+            return Checked(new MailTransport(description, null, token, tokens.SecretSource == SecretSource.Caller ? "parameter" : tokens.ToString(), secrets));
+        }
+
+        /// <summary>This SMTP transport signing in as <paramref name="user"/> with tokens the module obtains and renews.</summary>
+        internal MailTransport WithTokens(string user, OAuthSettings tokens, TokenSecrets? secrets)
+        {
+            var smtp = (SmtpDescription)_description;
+            var description = smtp with { UserName = user.Trim(), UsesOAuth = true, OAuth = tokens, Secret = tokens.SecretSource };
+            return Checked(new MailTransport(description, null, null, tokens.SecretSource == SecretSource.Caller ? "parameter" : tokens.ToString(), secrets));
+        }
+
+        /// <summary>Opens the transport once, without a network call, so that a missing certificate or key file shows now.</summary>
+        private static MailTransport Checked(MailTransport t)
+        {
+            using (t.Open(null)) { }
+            return t;
+        }
 
         /// <summary>An SMTP transport; port 0 picks the usual one for the TLS mode (465, 587, else 25).</summary>
         public static MailTransport Smtp(string server, int port, MailSecurity security, PSCredential? credential, bool skipCertificateCheck, TimeSpan timeout) =>
@@ -175,7 +221,19 @@ namespace ResilientMail
         /// <summary>A new connection-holding transport for one sender (each campaign worker gets its own).</summary>
         internal IMailTransport Open(DeliveryEventSink? events) => _description.Open(Secret(), events);
 
-        private TransportSecret Secret() => Secret(_credential, _token);
+        // One secret for the transport's life: its token source (and the token it holds) is shared by every run and worker.
+        private TransportSecret Secret()
+        {
+            if (_secret != null) return _secret;
+            var basic = Secret(_credential, _token);
+            return _secret = _tokenSecrets == null ? basic : new TransportSecret
+            {
+                Password = basic.Password, Token = basic.Token, AccessKeyId = basic.AccessKeyId, SecretAccessKey = basic.SecretAccessKey,
+                ClientSecret = _tokenSecrets.ClientSecret == null ? null : new Secret(new NetworkCredential("", _tokenSecrets.ClientSecret).Password),
+                Certificate = _tokenSecrets.Certificate,
+                CertificatePassword = _tokenSecrets.CertificatePassword == null ? null : new Secret(new NetworkCredential("", _tokenSecrets.CertificatePassword).Password),
+            };
+        }
 
         private static TransportSecret Secret(PSCredential? credential, SecureString? token) =>
             credential == null && token == null ? TransportSecret.None : new TransportSecret
@@ -185,5 +243,13 @@ namespace ResilientMail
                 AccessKeyId = credential?.UserName,
                 SecretAccessKey = credential == null ? null : new Secret(credential.GetNetworkCredential().Password),
             };
+    }
+
+    /// <summary>The secret parts of a token sign-in, held by the transport and never shown.</summary>
+    internal sealed class TokenSecrets
+    {
+        public SecureString? ClientSecret { get; set; }
+        public System.Security.Cryptography.X509Certificates.X509Certificate2? Certificate { get; set; }
+        public SecureString? CertificatePassword { get; set; }
     }
 }

@@ -86,6 +86,9 @@ namespace ResilientMail.Internal
         {
             "Region" => ex.Message + " Pass -Region.",
             "Credentials" => ex.Message + " Pass -ProfileName, or -Credential (user name: the access key id; password: the secret access key).",
+            "TenantId" or "ClientId" or "Mailbox" or "CertificateThumbprint" or "CertificatePath" or "ClientSecret" or "AuthorityHost" or "GraphEndpoint" or "UserName" => ex.Message + $" (-{ex.Setting})",
+            "GoogleKeyPath" => ex.Message + " (-GoogleServiceAccountKeyPath)",
+            "Certificate" => ex.Message + " (-CertificateThumbprint, -CertificatePath or -Certificate)",
             _ => ex.Message,
         };
 
@@ -103,6 +106,9 @@ namespace ResilientMail.Internal
             if ((remedy & Remedy.WaitLonger) != 0) parts.Add("-ConnectionWaitTimeout waits longer.");
             if ((remedy & Remedy.ProviderAddress) != 0) parts.Add("Check -BaseUri (SendGrid) or -EndpointUrl (SES), and any proxy in between.");
             if ((remedy & Remedy.AsciiSender) != 0) parts.Add("Use an ASCII address in -From and -ReplyTo.");
+            if ((remedy & Remedy.Microsoft365) != 0) parts.Add("Set-ups that work without a password: New-MailTransport -Graph -Mailbox <address> with -ManagedIdentity, or -TenantId and -ClientId with -CertificateThumbprint or -ClientSecret; " +
+                "or SMTP with the same token parameters and -UserName. Get-Help about_ResilientMail, section MICROSOFT 365, walks through each.");
+            if ((remedy & Remedy.GoogleWorkspace) != 0) parts.Add("New-MailTransport -SmtpServer smtp.gmail.com -UseStartTls -UserName <mailbox> -GoogleServiceAccountKeyPath <key.json>; Get-Help about_ResilientMail, section GOOGLE WORKSPACE.");
             if ((remedy & Remedy.SkipRevocationCheck) != 0) parts.Add("-SkipRevocationCheck skips only the revocation check (the certificate must still be trusted and match the name); -SkipCertificateCheck would turn off every check.");
             return string.Join(" ", parts);
         }
