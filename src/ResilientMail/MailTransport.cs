@@ -226,12 +226,13 @@ namespace ResilientMail
         {
             if (_secret != null) return _secret;
             var basic = Secret(_credential, _token);
-            return _secret = _tokenSecrets == null ? basic : new TransportSecret
+            // Always a new instance (never TransportSecret.None): the token sources it holds belong to this transport alone.
+            return _secret = new TransportSecret
             {
                 Password = basic.Password, Token = basic.Token, AccessKeyId = basic.AccessKeyId, SecretAccessKey = basic.SecretAccessKey,
-                ClientSecret = _tokenSecrets.ClientSecret == null ? null : new Secret(new NetworkCredential("", _tokenSecrets.ClientSecret).Password),
-                Certificate = _tokenSecrets.Certificate,
-                CertificatePassword = _tokenSecrets.CertificatePassword == null ? null : new Secret(new NetworkCredential("", _tokenSecrets.CertificatePassword).Password),
+                ClientSecret = _tokenSecrets?.ClientSecret == null ? null : new Secret(new NetworkCredential("", _tokenSecrets.ClientSecret).Password),
+                Certificate = _tokenSecrets?.Certificate,
+                CertificatePassword = _tokenSecrets?.CertificatePassword == null ? null : new Secret(new NetworkCredential("", _tokenSecrets.CertificatePassword).Password),
             };
         }
 

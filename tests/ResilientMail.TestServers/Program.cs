@@ -17,6 +17,23 @@ static string? Arg(string[] args, string name)
     return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 }
 
+// ResilientMail.TestServers cloud --keys DIR --store DIR --client-secret S --identity-header H [--token-lifetime SECONDS] --mailbox M... [--denied-mailbox M]
+//   Microsoft Entra, managed identity, Google token and Microsoft Graph stand-ins over HTTPS (CloudStandIn).
+if (args.Length > 0 && args[0] == "cloud")
+{
+    var mailboxes = new System.Collections.Generic.List<string>();
+    for (int i = 1; i + 1 < args.Length; i++) if (args[i] == "--mailbox") mailboxes.Add(args[i + 1]);
+    var lifetime = TimeSpan.FromSeconds(int.TryParse(Arg(args, "--token-lifetime"), out var l) ? l : 3599);
+    await using var cloud = await CloudStandIn.StartAsync(int.TryParse(Arg(args, "--port"), out var cp) ? cp : 0, Arg(args, "--keys") ?? "keys", Arg(args, "--client-secret") ?? "",
+        Arg(args, "--identity-header") ?? "", lifetime, Arg(args, "--store") ?? "store", mailboxes, Arg(args, "--denied-mailbox"));
+    Console.WriteLine($"listening {cloud.BaseUri} app-thumbprint {cloud.AppThumbprint}");
+    Console.Out.Flush();
+    var done = new TaskCompletionSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; done.TrySetResult(); };
+    AppDomain.CurrentDomain.ProcessExit += (_, _) => done.TrySetResult();
+    await done.Task;
+    return 0;
+}
 if (args.Length == 0 || (args[0] != "sendgrid" && args[0] != "proxy" && args[0] != "smtp"))
 {
     Console.Error.WriteLine("usage: ResilientMail.TestServers sendgrid|proxy|smtp [--port N] [--api-key KEY] [--upstream URI] [--record FILE] [--ehlo EXT] [--auth MECHS] [--rule R]...");

@@ -70,6 +70,8 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
     public List<string> Commands { get; } = new();
     /// <summary>Called with each command line and each accepted message, as they happen (the "smtp" role records them to a file).</summary>
     public Action<string, int, string>? OnRecord { get; set; }
+    /// <summary>Judges an XOAUTH2 token ("valid:kind", "expired", "unknown"): anything but valid is refused as Exchange Online and Gmail do (334 JSON, then 535).</summary>
+    public Func<string, Task<string>>? TokenCheck { get; set; }
 
 
     private async Task AcceptLoop()
@@ -123,6 +125,18 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
                     case "EHLO":
                     case "HELO":
                         if (!await React(new Step(Phase.Ehlo, connection, message, line), _auth == null ? "250 scripted" : "250-scripted\r\n250 AUTH " + _auth)) return;
+                        break;
+                    case "AUTH" when TokenCheck != null && line.StartsWith("AUTH XOAUTH2 ", StringComparison.OrdinalIgnoreCase):
+                        var sasl = Encoding.UTF8.GetString(Convert.FromBase64String(line.Substring(13).Trim())).Split('\x01');
+                        var saslUser = sasl.FirstOrDefault(p => p.StartsWith("user="))?.Substring(5) ?? "";
+                        var bearer = sasl.FirstOrDefault(p => p.StartsWith("auth=Bearer "))?.Substring(12) ?? "";
+                        var verdict = await TokenCheck(bearer);
+                        lock (Commands) Commands.Add($"{connection}:XOAUTH2 {saslUser} {verdict}");
+                        OnRecord?.Invoke("oauth", connection, $"{saslUser} {verdict}");
+                        if (verdict.StartsWith("valid")) { await Write("235 2.7.0 Authentication successful"); break; }
+                        await Write("334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiQmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ==");
+                        await reader.ReadLineAsync(token);
+                        await Write("535 5.7.3 Authentication unsuccessful [token " + verdict + "]");
                         break;
                     case "AUTH":
                         if (!await React(new Step(Phase.Auth, connection, message, line), "235 2.7.0 Authentication successful")) return;

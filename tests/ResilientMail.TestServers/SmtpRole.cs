@@ -22,6 +22,7 @@ namespace ResilientMail.TestServers
         public static async Task<int> RunAsync(string[] args)
         {
             string? record = null, ehlo = null, auth = null;
+            Uri? oauthCheck = null;
             int port = 0;
             var rules = new List<Rule>();
             for (int i = 1; i + 1 < args.Length; i += 2)
@@ -31,6 +32,7 @@ namespace ResilientMail.TestServers
                     case "--record": record = args[i + 1]; break;
                     case "--ehlo": ehlo = args[i + 1]; break;
                     case "--auth": auth = args[i + 1]; break;
+                    case "--oauth-check": oauthCheck = new Uri(args[i + 1]); break;
                     case "--port": port = int.Parse(args[i + 1]); break;
                     case "--rule":
                         var parts = args[i + 1].Split('|');
@@ -60,6 +62,13 @@ namespace ResilientMail.TestServers
             }
 
             await using var server = new ScriptedSmtpServer(Script, auth: auth);
+            if (oauthCheck != null)
+            {
+                if (!oauthCheck.IsLoopback) { Console.Error.WriteLine("--oauth-check must be a loopback address"); return 2; }
+                // The stand-in's own test certificate: this client is test code talking to test code on loopback.
+                var http = new System.Net.Http.HttpClient(new System.Net.Http.HttpClientHandler { ServerCertificateCustomValidationCallback = (_, _, _, _) => true });
+                server.TokenCheck = async t => await (await http.PostAsync(oauthCheck, new System.Net.Http.StringContent(t))).Content.ReadAsStringAsync();
+            }
             server.OnRecord = (kind, connection, text) =>
             {
                 var line = JsonSerializer.Serialize(new Dictionary<string, object> { ["kind"] = kind, ["connection"] = connection, ["text"] = text });

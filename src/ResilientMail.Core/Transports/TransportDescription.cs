@@ -52,7 +52,11 @@ namespace ResilientMail.Core.Transports
         /// The one token source for a scope, made on first use: every connection a run opens with this secret (each
         /// campaign worker's) shares one token and renews it once.
         /// </summary>
-        public TokenSource TokensFor(string scope, Func<TokenSource> make) => _tokens.GetOrAdd(scope, _ => make());
+        public TokenSource TokensFor(string scope, OAuthSettings settings, Func<TokenSource> make)
+        {
+            if (ReferenceEquals(this, None)) return make(); // the shared empty secret holds nothing, not even a token source
+            return _tokens.GetOrAdd(scope + "|" + settings, _ => make());
+        }
     }
 
     /// <summary>Exchange Online's sending limits for one mailbox, applied to Graph and smtp.office365.com unless overridden.</summary>
@@ -162,7 +166,7 @@ namespace ResilientMail.Core.Transports
             SkipRevocationCheck = SkipRevocationCheck,
             DeliveryNotification = DeliveryNotification,
             Credential = UsesOAuth ? null : secret.Password,
-            OAuthTokens = UsesOAuth ? secret.TokensFor(OAuthScope, () => TokenSettings.Open(secret, OAuthScope, UserName, Timeout)) : null,
+            OAuthTokens = UsesOAuth ? secret.TokensFor(OAuthScope, TokenSettings, () => TokenSettings.Open(secret, OAuthScope, UserName, Timeout)) : null,
             OAuthUser = UsesOAuth ? UserName : null,
             Timeout = Timeout,
         }.Validate();
@@ -203,7 +207,7 @@ namespace ResilientMail.Core.Transports
             Mailbox = Mailbox,
             BaseUri = BaseUri,
             Timeout = Timeout,
-            Tokens = secret.TokensFor(Scope, () => OAuth.Open(secret, Scope, Mailbox, Timeout)),
+            Tokens = secret.TokensFor(Scope, OAuth, () => OAuth.Open(secret, Scope, Mailbox, Timeout)),
         });
 
         public override string ToString() => $"Microsoft Graph as {Mailbox}{(BaseUri != GraphOptions.DefaultBaseUri ? " at " + BaseUri : "")} (tokens from {OAuth})";
