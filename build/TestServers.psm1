@@ -61,13 +61,14 @@ function Start-ScriptedSmtp {
     The scripted SMTP server (tests/ResilientMail.TestServers, "smtp" role) on a free loopback port. Rules answer commands:
     'Rcpt|b@example.com|550 5.1.1 User unknown|0' (phase|line contains|reply|times, 0 = always; "(reset)" drops the connection).
     #>
-    param([string[]]$Rule = @(), [string]$Ehlo, [string]$Auth)
+    param([string[]]$Rule = @(), [string]$Ehlo, [string]$Auth, [string]$OAuthCheck)
     $log = Join-Path ([IO.Path]::GetTempPath()) "rm-smtp-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
     $record = "$log.record.jsonl"
     $arguments = @((Get-TestServersDll), 'smtp', '--record', $record)
     foreach ($r in $Rule) { $arguments += @('--rule', "`"$r`"") }
     if ($Ehlo) { $arguments += @('--ehlo', "`"$Ehlo`"") }
     if ($Auth) { $arguments += @('--auth', "`"$Auth`"") }
+    if ($OAuthCheck) { $arguments += @('--oauth-check', $OAuthCheck) }
     $process = Start-Process -FilePath 'dotnet' -ArgumentList $arguments -PassThru -RedirectStandardOutput "$log.out" -RedirectStandardError "$log.err"
     $deadline = [DateTime]::UtcNow.AddSeconds(60)
     while ([DateTime]::UtcNow -lt $deadline) {
@@ -128,4 +129,47 @@ function Stop-TestServer {
     }
 }
 
-Export-ModuleMember -Function Start-ScriptedSmtp, Get-ScriptedSmtpRecord, Start-FakeSendGrid, Start-SesEmulator, Get-SesStore, Clear-SesStore, Get-FakeRequest, Add-FakeFault, Reset-Fake, Stop-TestServer
+
+function Start-CloudStandIn {
+    <#
+    The Microsoft Entra / managed identity / Google token / Microsoft Graph stand-in (tests/ResilientMail.TestServers, "cloud"
+    role) over HTTPS on a free loopback port, with a certificate made at start. Keys (server.pem to trust, app.pfx and app.cer
+    of the app registration, google-sa.json) go to a folder of its own; every message Graph sends lands as .eml in Store.
+    #>
+    param([string[]]$Mailbox = @('reports@contoso.com'), [string]$DeniedMailbox = 'blocked@contoso.com', [int]$TokenLifetime = 3599)
+    $dir = Join-Path ([IO.Path]::GetTempPath()) "rm-cloud-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
+    $null = New-Item -ItemType Directory -Force $dir
+    $secret = 'Zx8~' + [guid]::NewGuid().ToString('n')
+    $header = [guid]::NewGuid().ToString('n')
+    $arguments = @((Get-TestServersDll), 'cloud', '--keys', (Join-Path $dir 'keys'), '--store', (Join-Path $dir 'store'), '--client-secret', $secret,
+        '--identity-header', $header, '--token-lifetime', $TokenLifetime, '--denied-mailbox', $DeniedMailbox)
+    foreach ($m in $Mailbox) { $arguments += @('--mailbox', $m) }
+    $process = Start-Process -FilePath 'dotnet' -ArgumentList $arguments -PassThru -RedirectStandardOutput "$dir/out.log" -RedirectStandardError "$dir/err.log"
+    $deadline = [DateTime]::UtcNow.AddSeconds(60)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        if ($process.HasExited) { throw "The cloud stand-in exited at start: $(Get-Content "$dir/err.log" -Raw -ErrorAction SilentlyContinue)" }
+        $line = Get-Content "$dir/out.log" -ErrorAction SilentlyContinue | Where-Object { $_ -match '^listening (https://127\.0\.0\.1:\d+/) app-thumbprint (\w+)' } | Select-Object -First 1
+        if ($line) {
+            $null = $line -match '^listening (https://127\.0\.0\.1:\d+/) app-thumbprint (\w+)'
+            return [pscustomobject]@{
+                Process = $process; BaseUri = $Matches[1]; Thumbprint = $Matches[2]; Keys = (Join-Path $dir 'keys'); Store = (Join-Path $dir 'store')
+                ClientSecret = $secret; IdentityHeader = $header; Tenant = 'contoso.onmicrosoft.com'; ClientId = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0'
+                UserAssignedId = '11111111-2222-3333-4444-555555555555'
+            }
+        }
+        Start-Sleep -Milliseconds 100
+    }
+    $process.Kill($true)
+    throw 'The cloud stand-in did not start within 60 s.'
+}
+
+function Invoke-CloudControl {
+    <# The stand-in's control endpoints: stats, requests, expire-tokens, faults (with -Body). Its certificate is its own. #>
+    param([Parameter(Mandatory)]$Cloud, [Parameter(Mandatory)][string]$Action, $Body)
+    $uri = "$($Cloud.BaseUri)_fake/$Action"
+    if ($null -ne $Body) { Invoke-RestMethod -Method Post -Uri $uri -SkipCertificateCheck -ContentType 'application/json' -Body (ConvertTo-Json -InputObject @($Body) -Depth 6) }
+    elseif ($Action -in 'expire-tokens') { Invoke-RestMethod -Method Post -Uri $uri -SkipCertificateCheck }
+    else { Invoke-RestMethod -Uri $uri -SkipCertificateCheck }
+}
+
+Export-ModuleMember -Function Start-CloudStandIn, Invoke-CloudControl, Start-ScriptedSmtp, Get-ScriptedSmtpRecord, Start-FakeSendGrid, Start-SesEmulator, Get-SesStore, Clear-SesStore, Get-FakeRequest, Add-FakeFault, Reset-Fake, Stop-TestServer

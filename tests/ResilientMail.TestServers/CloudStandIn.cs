@@ -227,15 +227,17 @@ namespace ResilientMail.TestServers
                 await Json(context, 400, new { error = "unsupported_grant_type", error_description = "Invalid grant_type." });
                 return;
             }
-            var tokenUri = new Uri(BaseUri, "google/token").ToString();
+            // Google.Apis.Auth posts to the key's token_uri and names Google's own token URL as the audience, which is what Google checks.
+            const string tokenUri = "https://oauth2.googleapis.com/token";
             string? subject = null, scope = null;
             var problem = CheckJwt(jwt, _googleKey, claims =>
             {
                 subject = claims.GetValueOrDefault("sub");
                 scope = claims.GetValueOrDefault("scope");
-                return claims.GetValueOrDefault("iss") == ServiceAccount && claims.GetValueOrDefault("aud") == tokenUri ? null : "iss/aud do not match";
+                return claims.GetValueOrDefault("iss") == ServiceAccount && claims.GetValueOrDefault("aud") == tokenUri ? null : $"iss/aud are {claims.GetValueOrDefault("iss")}/{claims.GetValueOrDefault("aud")}";
             }, requireX5t: null);
-            if (problem != null) { await Json(context, 400, new { error = "invalid_grant", error_description = "Invalid JWT Signature." }); return; }
+            // Google says only "Invalid JWT Signature."; the stand-in says which check failed, for whoever reads a failing test.
+            if (problem != null) { await Json(context, 400, new { error = "invalid_grant", error_description = "Invalid JWT Signature. (stand-in: " + problem + ")" }); return; }
             if (scope != "https://mail.google.com/") { await Json(context, 401, new { error = "unauthorized_client", error_description = "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested." }); return; }
             if (subject == null || !_mailboxes.Contains(subject)) { await Json(context, 400, new { error = "invalid_grant", error_description = "Invalid email or User ID" }); return; }
             var token = Issue("https://mail.google.com", "google");

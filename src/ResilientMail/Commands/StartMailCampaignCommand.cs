@@ -81,9 +81,11 @@ namespace ResilientMail.Commands
                 Streams.Warn(this, $"Campaign '{Name}' continues with the templates it started with; to change them, Remove-MailCampaign and start again.");
             var transport = _transport = Transport ?? TransportFromJournal(plan.Transport);
             CheckTransport(transport);
+            var limits = ProviderLimits.Apply(transport.Description, Concurrency, ParseRate());
+            if (limits.Warning != null) Streams.Warn(this, limits.Warning);
             var options = new CampaignOptions
             {
-                Courier = courier, Pacing = courier.Pacing, RateLimit = ParseRate(), Concurrency = Concurrency,
+                Courier = courier, Pacing = courier.Pacing, RateLimit = limits.Rate, Concurrency = limits.Concurrency,
                 MaxConsecutiveFailures = MaxConsecutiveFailures, RetryFailed = RetryFailed, ResendUncertain = ResendUncertain,
             };
             _status = new StatusReporter(this, $"Campaign {Name}");
@@ -104,7 +106,7 @@ namespace ResilientMail.Commands
                 else Guard(() => _runner.CheckColumns(csv.Header));
             }
             var start = $"Campaign '{Name}': journal {plan.JournalPath}; {(plan.Exists ? $"resuming ({plan.Previous.Count(RecipientState.Sent)} already sent)" : "new")}; via {transport}; " +
-                        $"{Concurrency} connection(s){(options.RateLimit != null ? ", at most " + options.RateLimit : "")}.";
+                        $"{options.Concurrency} connection(s){(options.RateLimit != null ? ", at most " + options.RateLimit + (limits.RateFromProvider ? " (the provider's limit; -RateLimit overrides it)" : "") : "")}.";
             OpenLog(start);
             Streams.Verbose(this, start);
             _runner.Start($"{(plan.Exists ? "resume" : "start")} via {transport}");

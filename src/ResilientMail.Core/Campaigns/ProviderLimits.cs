@@ -1,0 +1,25 @@
+using ResilientMail.Core.Resilience;
+using ResilientMail.Core.Transports;
+
+namespace ResilientMail.Core.Campaigns
+{
+    /// <summary>
+    /// A campaign's pace and concurrency within what the provider allows: a user's explicit rate wins; without one the
+    /// provider's own limit is the pace (Microsoft 365: 30 messages a minute per mailbox). Concurrency above the
+    /// provider's (Graph: 4 requests per mailbox) is capped, with one sentence that says so.
+    /// </summary>
+    public sealed record ProviderLimits(int Concurrency, RateLimit? Rate, bool RateFromProvider, string? Warning)
+    {
+        public static ProviderLimits Apply(TransportDescription transport, int concurrency, RateLimit? asked)
+        {
+            string? warning = null;
+            if (transport.MaxConcurrency is int max && concurrency > max)
+            {
+                warning = $"{transport} serves at most {max} requests at once per sender; sending with {max} connections, not {concurrency}.";
+                concurrency = max;
+            }
+            var rate = asked ?? transport.ProviderRate;
+            return new ProviderLimits(concurrency, rate, asked == null && rate != null, warning);
+        }
+    }
+}

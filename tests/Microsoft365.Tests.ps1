@@ -1,0 +1,237 @@
+# Microsoft 365 and Google Workspace without passwords: the Graph transport and tokens the module obtains and renews,
+# through the built module in a fresh pwsh that trusts the stand-in's test certificate (SSL_CERT_FILE), against the cloud
+# stand-in (Entra token endpoint, managed identity endpoint, Google token endpoint, Graph) and the scripted SMTP server.
+# Real Azure.Identity and Google.Apis.Auth run against them; everything is on loopback.
+BeforeAll {
+    . $PSScriptRoot/Common.ps1
+    Import-Module (Join-Path $RepoRoot 'build/TestServers.psm1') -Force
+    $script:cloud = Start-CloudStandIn -Mailbox 'reports@contoso.com', 'ops@example.com'
+    $script:smtp = Start-ScriptedSmtp -Auth 'XOAUTH2' -OAuthCheck "$($cloud.BaseUri)_fake/token-check"
+    $script:data = Join-Path $TestDrive 'data'
+    $script:attachment = Join-Path $TestDrive 'big.bin'
+    $bytes = [byte[]]::new(10MB); [Random]::new(7).NextBytes($bytes); [IO.File]::WriteAllBytes($attachment, $bytes)
+
+    # A fresh pwsh with the module and the stand-in's addresses; the script's last output lines are returned.
+    function Invoke-Cloud([string]$Body, [hashtable]$Environment = @{}) {
+        $env = @{ SSL_CERT_FILE = (Join-Path $cloud.Keys 'server.pem'); RESILIENTMAIL_DATA = $data; IDENTITY_ENDPOINT = "$($cloud.BaseUri)msi/token"; IDENTITY_HEADER = $cloud.IdentityHeader }
+        foreach ($k in $Environment.Keys) { $env[$k] = $Environment[$k] }
+        Invoke-FreshPwsh -Environment $env @"
+`$ErrorActionPreference = 'Stop'
+`$ProgressPreference = 'SilentlyContinue'
+Import-Module '$ModulePath'
+`$base = '$($cloud.BaseUri)'
+`$graph = '$($cloud.BaseUri)v1.0'
+`$secret = ConvertTo-SecureString '$($cloud.ClientSecret)' -AsPlainText -Force
+`$app = @{ TenantId = '$($cloud.Tenant)'; ClientId = '$($cloud.ClientId)'; AuthorityHost = `$base }
+$Body
+"@
+    }
+    function Get-Stats { (Invoke-CloudControl $cloud stats).counts }
+    function Get-Sent { @(Get-ChildItem $cloud.Store -Filter *.eml | Sort-Object Name | ForEach-Object { [MimeKit.MimeMessage]::Load($_.FullName) }) }
+    # The module's MimeKit lives in its own load context; the test reads .eml files with the copy the test servers ship.
+    foreach ($d in 'BouncyCastle.Cryptography', 'MimeKit') { Add-Type -Path (Join-Path $RepoRoot "out/testservers/$d.dll") }
+}
+
+AfterAll {
+    foreach ($s in $cloud, $smtp) { if ($s -and -not $s.Process.HasExited) { $s.Process.Kill($true) } }
+}
+
+Describe 'Microsoft Graph with tokens the module obtains' {
+    It 'sends as MIME with a client secret, a PFX, a thumbprint in the store, and a system- or user-assigned managed identity' {
+        $before = Get-Stats
+        $out = Invoke-Cloud @"
+`$store = [Security.Cryptography.X509Certificates.X509Store]::new('My', 'CurrentUser'); `$store.Open('ReadWrite')
+`$store.Add([Security.Cryptography.X509Certificates.X509Certificate2]::new('$($cloud.Keys)/app.pfx', '', 'Exportable,PersistKeySet')); `$store.Close()
+`$ways = [ordered]@{
+  secret     = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph @app -ClientSecret `$secret
+  pfx        = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph @app -CertificatePath '$($cloud.Keys)/app.pfx'
+  thumbprint = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph @app -CertificateThumbprint '$($cloud.Thumbprint)'
+  system     = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph -ManagedIdentity
+  user       = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph -ManagedIdentityClientId '$($cloud.UserAssignedId)'
+}
+foreach (`$k in `$ways.Keys) {
+  `$r = Send-ResilientMail -Transport `$ways[`$k] -From reports@contoso.com -To "`$k@example.com" -Subject "via `$k" -Body 'hello' -Headers @{ 'X-Run' = `$k } -NoDelay
+  "`$k `$(`$r.Status) `$(`$r.MessageId)"
+}
+`$ways.thumbprint | Format-List * | Out-String
+"@ -Environment @{ HOME = (Join-Path $TestDrive 'home') }
+        $after = Get-Stats
+        foreach ($k in 'secret', 'pfx', 'thumbprint', 'system', 'user') { ($out -join "`n") | Should -Match "(?m)^$k Sent \S+@" }
+        ($after.'token-secret' - [int]$before.'token-secret') | Should -Be 1
+        ($after.'token-assertion' - [int]$before.'token-assertion') | Should -Be 2   # the PFX and the store's certificate, each signature verified
+        ($after.'token-managed-identity' - [int]$before.'token-managed-identity') | Should -Be 1
+        ($after.'token-managed-identity-user' - [int]$before.'token-managed-identity-user') | Should -Be 1
+        $sent = Get-Sent | Where-Object { $_.Headers['X-Run'] }
+        foreach ($k in 'secret', 'pfx', 'thumbprint', 'system', 'user') {
+            $m = $sent | Where-Object { $_.Headers['X-Run'] -eq $k }
+            $m.Subject | Should -Be "via $k"
+            $id = ($out | Where-Object { $_ -match "^$k Sent" }) -replace '^\S+ Sent ', ''
+            $m.MessageId | Should -Be $id   # the Message-ID is the one the module made: Graph got MIME
+        }
+        ($out -join "`n") | Should -Match 'TokensFrom\s+: Microsoft Entra app .* with certificate'
+        ($out -join "`n") | Should -Not -Match ([regex]::Escape($cloud.ClientSecret))
+    }
+
+    It 'sends a 10 MB attachment through a draft and an upload session, and it arrives whole' {
+        $out = Invoke-Cloud @"
+`$t = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph -ManagedIdentity
+`$r = Send-ResilientMail -Transport `$t -From reports@contoso.com -To big@example.com -Subject 'big one' -Body 'see attached' -Attachments '$attachment' -NoDelay
+"`$(`$r.Status)|`$(`$r.ServerReply)"
+"@
+        ($out -join "`n") | Should -Match '(?m)^Sent\|202 .*1 uploaded attachment'
+        $m = Get-Sent | Where-Object Subject -eq 'big one'
+        $part = @($m.Attachments)[0]
+        $part.FileName | Should -Be 'big.bin'
+        $ms = [IO.MemoryStream]::new(); $part.Content.DecodeTo($ms)
+        [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData($ms.ToArray())) | Should -Be (Get-FileHash $attachment -Algorithm SHA256).Hash
+        $ranges = @(Invoke-CloudControl $cloud requests | ForEach-Object { $_ } | Where-Object { $_.path -like '/upload/*' })
+        $ranges.Count | Should -Be 4                      # 10 MB in 3.125 MB ranges (multiples of 320 KiB)
+        $ranges.authorization | Should -Not -Contain $true # the upload URL is pre-authorised: no token goes to it
+        (Invoke-CloudControl $cloud stats).drafts | Should -Be 0
+    }
+
+    It 'renews an expired token once on 401, waits for Retry-After on 429, fails a refused recipient alone' {
+        $before = Get-Stats
+        $out = Invoke-Cloud @"
+`$t = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph @app -ClientSecret `$secret
+(Send-ResilientMail -Transport `$t -From reports@contoso.com -To one@example.com -Subject r1 -Body b -NoDelay).Status
+Invoke-RestMethod -Method Post -Uri "`${base}_fake/expire-tokens" -SkipCertificateCheck | Out-Null
+(Send-ResilientMail -Transport `$t -From reports@contoso.com -To two@example.com -Subject r2 -Body b -NoDelay).Status
+Invoke-RestMethod -Method Post -Uri "`${base}_fake/faults" -SkipCertificateCheck -ContentType application/json -Body '[{"path":"sendMail","status":429,"headers":{"Retry-After":"1"},"body":"{\"error\":{\"code\":\"ApplicationThrottled\",\"message\":\"MailboxConcurrency\"}}"}]' | Out-Null
+`$r = Send-ResilientMail -Transport `$t -From reports@contoso.com -To three@example.com -Subject r3 -Body b -NoDelay -Verbose 4>&1 | ForEach-Object { if (`$_ -is [Management.Automation.VerboseRecord]) { "V: `$(`$_.Message)" } else { `$_ } }
+`$r | Where-Object { `$_ -is [string] -and `$_ -match 'Retry|wait' } | Select-Object -First 1
+(`$r | Where-Object { `$_ -isnot [string] }).Status
+`$bad = Send-ResilientMail -Transport `$t -From reports@contoso.com -To invalid@example.com, four@example.com -Subject r4 -Body b -NoDelay -ErrorAction SilentlyContinue -ErrorVariable ev
+"`$(`$bad.Status)|`$(`$ev[0].FullyQualifiedErrorId)"
+"@
+        $after = Get-Stats
+        $out | Should -Contain 'Sent'
+        @($out | Where-Object { $_ -eq 'Sent' }).Count | Should -Be 3
+        ($after.'token-secret' - [int]$before.'token-secret') | Should -Be 2   # the first, and one renewal after the 401
+        ($after.'graph-401-expired' - [int]$before.'graph-401-expired') | Should -Be 1
+        ($out -join "`n") | Should -Match 'V: .*(1 s|Retry-After)'
+        $out[-1] | Should -Match '^Failed\|RecipientRejected'
+    }
+
+    It 'stops with what to fix for an application access policy, an unknown tenant and a wrong client secret' {
+        $out = Invoke-Cloud @"
+function Try-It([scriptblock]`$b) { try { & `$b | Out-Null; 'no error' } catch { "`$(`$_.FullyQualifiedErrorId)|`$(`$_.Exception.Message)" } }
+`$t = New-MailTransport -Graph -Mailbox blocked@contoso.com -GraphEndpoint `$graph -ManagedIdentity
+Try-It { Send-ResilientMail -Transport `$t -From blocked@contoso.com -To a@example.com -Subject s -Body b -NoDelay -ErrorAction Stop }
+`$wrong = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph -TenantId fabrikam.onmicrosoft.com -ClientId '$($cloud.ClientId)' -AuthorityHost `$base -ClientSecret `$secret
+Try-It { Send-ResilientMail -Transport `$wrong -From reports@contoso.com -To a@example.com -Subject s -Body b -NoDelay -ErrorAction Stop }
+`$bad = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph @app -ClientSecret (ConvertTo-SecureString 'the-secret-id-not-its-value' -AsPlainText -Force)
+Try-It { Send-ResilientMail -Transport `$bad -From reports@contoso.com -To a@example.com -Subject s -Body b -NoDelay -ErrorAction Stop }
+"@
+        $lines = @($out | Where-Object { $_ -match '\|' })
+        $lines[0] | Should -Match 'AuthenticationFailed'
+        $lines[0] | Should -Match 'application access policy.*Test-ApplicationAccessPolicy'
+        $lines[1] | Should -Match "tenant 'fabrikam.onmicrosoft.com' was not found.*AADSTS90002"
+        $lines[2] | Should -Match "secret's ID was given instead of its Value.*AADSTS7000215"
+        ($out -join "`n") | Should -Not -Match 'the-secret-id-not-its-value'
+        ($out -join "`n") | Should -Match 'about_ResilientMail'
+    }
+}
+
+Describe 'A campaign through Graph' {
+    It 'caps -Concurrency at 4 with one warning, paces to Microsoft 365 by default, resumes by name with the managed identity, stores no secret' {
+        $rows = Join-Path $TestDrive 'staff.csv'
+        1..12 | ForEach-Object { [pscustomobject]@{ Email = "staff$_@example.com"; Month = 'December' } } | Export-Csv $rows -NoTypeInformation
+        $out = Invoke-Cloud @"
+`$t = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph -ManagedIdentity
+`$c = Start-MailCampaign -Name payroll -Path '$rows' -Transport `$t -From reports@contoso.com -Subject 'Payslip {{Month}}' -Body 'b' -Concurrency 8 -NoDelay -Verbose -WarningVariable w 4>&1 3>`$null |
+  ForEach-Object { if (`$_ -is [Management.Automation.VerboseRecord]) { if (`$_.Message -match 'connection') { "V: `$(`$_.Message)" } } else { `$_ } }
+`$w | ForEach-Object { "W: `$_" }
+`$c | Where-Object { `$_ -is [string] }
+`$info = `$c | Where-Object { `$_ -isnot [string] } | Select-Object -Last 1
+"`$(`$info.State) `$(`$info.Sent)"
+`$again = Start-MailCampaign -Name payroll -Resume -NoDelay
+"resumed `$(`$again.State) `$(`$again.Sent)"
+"@
+        @($out | Where-Object { $_ -match '^W: .*at most 4' }).Count | Should -Be 1
+        ($out | Where-Object { $_ -match '^V: ' }) -join "`n" | Should -Match '4 connection\(s\), at most 30 per 60 s'
+        $out | Should -Contain 'Completed 12'
+        $out[-1] | Should -Be 'resumed Completed 12'
+        (Invoke-CloudControl $cloud stats).maxConcurrent | Should -BeLessOrEqual 4
+        $journal = Get-ChildItem $data -Filter 'payroll*' -Recurse -File | Get-Content -Raw
+        $journal | Should -Match '"tokenKind":"ManagedIdentity"'
+        $journal | Should -Not -Match 'ya29\.'
+        $journal | Should -Not -Match ([regex]::Escape($cloud.ClientSecret))
+    }
+}
+
+Describe 'SMTP with OAuth (XOAUTH2) and tokens the module obtains' {
+    It 'signs in with a Microsoft Entra token and a Google service account token, and renews an expired one' {
+        $out = Invoke-Cloud @"
+`$m365 = New-MailTransport -SmtpServer 127.0.0.1 -Port $($smtp.Port) -SecureSocketOptions None -UserName reports@contoso.com @app -ClientSecret `$secret
+(Send-ResilientMail -Transport `$m365 -From reports@contoso.com -To x1@example.com -Subject s1 -Body b -NoDelay).Status
+Invoke-RestMethod -Method Post -Uri "`${base}_fake/expire-tokens" -SkipCertificateCheck | Out-Null
+(Send-ResilientMail -Transport `$m365 -From reports@contoso.com -To x2@example.com -Subject s2 -Body b -NoDelay).Status
+`$gmail = New-MailTransport -SmtpServer 127.0.0.1 -Port $($smtp.Port) -SecureSocketOptions None -UserName ops@example.com -GoogleServiceAccountKeyPath '$($cloud.Keys)/google-sa.json'
+(Send-ResilientMail -Transport `$gmail -From ops@example.com -To x3@example.com -Subject s3 -Body b -NoDelay).Status
+`$given = New-MailTransport -SmtpServer 127.0.0.1 -Port $($smtp.Port) -SecureSocketOptions None -UserName ops@example.com -OAuthToken (ConvertTo-SecureString 'ya29.stale' -AsPlainText -Force)
+try { Send-ResilientMail -Transport `$given -From ops@example.com -To x4@example.com -Subject s4 -Body b -NoDelay -ErrorAction Stop | Out-Null } catch { "E: `$(`$_.Exception.Message)" }
+"@
+        @($out | Where-Object { $_ -eq 'Sent' }).Count | Should -Be 3
+        $oauth = @(Get-ScriptedSmtpRecord $smtp | Where-Object kind -eq 'oauth' | ForEach-Object text)
+        $oauth[0] | Should -Be 'reports@contoso.com valid:secret'
+        $oauth[1] | Should -Be 'reports@contoso.com expired'
+        $oauth[2] | Should -Be 'reports@contoso.com valid:secret'      # renewed once, on the same connection
+        $oauth[3] | Should -Be 'ops@example.com valid:google'          # the service account's JWT, verified by the stand-in
+        $oauth[4] | Should -Be 'ops@example.com unknown'
+        ($out | Where-Object { $_ -like 'E: *' }) | Should -Match 'cannot be renewed|expire'
+        ($out -join "`n") | Should -Not -Match 'ya29\.stale'
+    }
+
+    It 'explains that Microsoft 365 has switched Basic authentication off (535 5.7.139)' {
+        $off = Start-ScriptedSmtp -Auth 'PLAIN LOGIN' -Rule 'Auth||535 5.7.139 Authentication unsuccessful, basic authentication is disabled.|0'
+        try {
+            $e = $null
+            try { Send-ResilientMail -SmtpServer 127.0.0.1 -Port $off.Port -Credential (New-TestCredential 'ops@contoso.com' 'Pa55w0rd!') -From ops@contoso.com -To a@example.com -Subject s -Body b -NoDelay -ErrorAction Stop | Out-Null }
+            catch { $e = $_ }
+            $e.FullyQualifiedErrorId | Should -Match 'AuthenticationFailed'
+            $e.Exception.Message | Should -Match 'switched off Basic authentication.*Microsoft Graph.*-Graph -Mailbox'
+            @(Get-ScriptedSmtpRecord $off -Commands | Where-Object { $_ -like 'AUTH*' }).Count | Should -Be 1
+        } finally { $off.Process.Kill($true) }
+    }
+}
+
+Describe 'Beside Az.Accounts and Microsoft.Graph' {
+    It 'obtains tokens and sends when another Azure.Identity and MSAL were loaded first' {
+        $proj = Join-Path $TestDrive 'otheridentity'
+        $null = New-Item -ItemType Directory -Force $proj
+        Set-Content (Join-Path $proj 'other.csproj') @'
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup>
+  <ItemGroup>
+    <PackageDownload Include="Azure.Identity" Version="[1.10.2]" />
+    <PackageDownload Include="Azure.Core" Version="[1.36.0]" />
+    <PackageDownload Include="Microsoft.Identity.Client" Version="[4.55.0]" />
+    <PackageDownload Include="Microsoft.IdentityModel.Abstractions" Version="[6.35.0]" />
+  </ItemGroup>
+</Project>
+'@
+        & dotnet restore (Join-Path $proj 'other.csproj') --packages (Join-Path $proj 'packages') -v q | Out-Null
+        $pk = Join-Path $proj 'packages'
+        $dlls = @("$pk/microsoft.identitymodel.abstractions/6.35.0/lib/net6.0/Microsoft.IdentityModel.Abstractions.dll", "$pk/microsoft.identity.client/4.55.0/lib/net6.0/Microsoft.Identity.Client.dll",
+                  "$pk/azure.core/1.36.0/lib/net6.0/Azure.Core.dll", "$pk/azure.identity/1.10.2/lib/netstandard2.0/Azure.Identity.dll")
+        foreach ($d in $dlls) { Test-Path $d | Should -BeTrue -Because $d }
+        $load = ($dlls | ForEach-Object { "Add-Type -Path '$_'" }) -join "`n"
+        $out = Invoke-Cloud @"
+$load
+`$null = [Azure.Identity.ManagedIdentityCredential]::new()
+`$t = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph @app -CertificatePath '$($cloud.Keys)/app.pfx'
+(Send-ResilientMail -Transport `$t -From reports@contoso.com -To alc@example.com -Subject alc -Body b -NoDelay).Status
+[AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -in 'Azure.Identity', 'Azure.Core', 'Microsoft.Identity.Client' } | ForEach-Object {
+  "`$(`$_.GetName().Name) v`$(`$_.GetName().Version.ToString(2)) default=`$([Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$_) -eq [Runtime.Loader.AssemblyLoadContext]::Default)" } | Sort-Object
+"@
+        $out | Should -Contain 'Sent'
+        $out | Should -Contain 'Azure.Identity v1.10 default=True'
+        $out | Should -Contain 'Azure.Core v1.36 default=True'
+        $out | Should -Contain 'Microsoft.Identity.Client v4.55 default=True'
+        # Ours, in the module's own context: Azure.Identity 1.21's credentials are compiled against Azure.Core (its types
+        # are forwarded there), so the Azure.Core and MSAL of the module are what a token request loads.
+        @($out | Where-Object { $_ -match '^Azure.Core v1\.(\d+) default=False' -and [int]$Matches[1] -ge 50 }).Count | Should -Be 1
+        @($out | Where-Object { $_ -match '^Microsoft.Identity.Client v4\.(\d+) default=False' -and [int]$Matches[1] -gt 55 }).Count | Should -Be 1
+    }
+}
