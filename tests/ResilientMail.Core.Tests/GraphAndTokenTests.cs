@@ -14,6 +14,7 @@ using ResilientMail.Core.Identity;
 using ResilientMail.Core.Resilience;
 using ResilientMail.Core.Transports;
 using ResilientMail.Core.Transports.Graph;
+using ResilientMail.Core.Tests.Support;
 
 namespace ResilientMail.Core.Tests;
 
