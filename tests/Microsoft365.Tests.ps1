@@ -133,6 +133,49 @@ Try-It { Send-ResilientMail -Transport `$bad -From reports@contoso.com -To a@exa
     }
 }
 
+Describe 'Client secrets, private keys and tokens never reach any stream, result, error or file' {
+    It 'finds neither the client secret, the PFX password nor any token after sends, failures, a campaign and its log' {
+        $dump = Join-Path $TestDrive 'everything.txt'
+        $pfxPassword = 'Pfx-' + [guid]::NewGuid().ToString('n')
+        $null = Invoke-Cloud @"
+`$ErrorActionPreference = 'Continue' # the failures are part of what is searched
+`$pw = ConvertTo-SecureString '$pfxPassword' -AsPlainText -Force
+`$locked = Join-Path '$TestDrive' 'locked.pfx'
+[IO.File]::WriteAllBytes(`$locked, [Security.Cryptography.X509Certificates.X509Certificate2]::new('$($cloud.Keys)/app.pfx', '', 'Exportable').Export('Pfx', '$pfxPassword'))
+`$all = & {
+  `$s = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph @app -ClientSecret `$secret; `$s
+  `$p = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph @app -CertificatePath `$locked -CertificatePassword `$pw; `$p
+  `$x = New-MailTransport -SmtpServer 127.0.0.1 -Port $($smtp.Port) -SecureSocketOptions None -UserName reports@contoso.com @app -ClientSecret `$secret; `$x
+  Send-ResilientMail -Transport `$s -From reports@contoso.com -To s1@example.com -Subject s -Body b -NoDelay -Verbose -Debug
+  Send-ResilientMail -Transport `$p -From reports@contoso.com -To s2@example.com -Subject s -Body b -NoDelay -Verbose -Debug
+  Send-ResilientMail -Transport `$x -From reports@contoso.com -To s3@example.com -Subject s -Body b -NoDelay -Verbose -Debug
+  Invoke-RestMethod -Method Post -Uri "`${base}_fake/expire-tokens" -SkipCertificateCheck | Out-Null
+  Send-ResilientMail -Transport `$s -From reports@contoso.com -To invalid@example.com -Subject s -Body b -NoDelay -Verbose -Debug
+  try { Send-ResilientMail -Transport (New-MailTransport -Graph -Mailbox blocked@contoso.com -GraphEndpoint `$graph @app -ClientSecret `$secret) -From blocked@contoso.com -To a@example.com -Subject s -Body b -NoDelay -ErrorAction Stop -Verbose -Debug } catch { `$_ }
+  1..3 | ForEach-Object { [pscustomobject]@{ Email = "c`$_@example.com" } } | Start-MailCampaign -Name secrets -Transport `$s -From reports@contoso.com -Subject s -Body b -NoDelay -LogPath (Join-Path '$TestDrive' 'campaign.log') -Verbose -Debug
+  Get-MailCampaign -Name secrets -Recipients
+} *>&1
+`$s | Export-Clixml (Join-Path '$TestDrive' 'transport.xml')
+`$text = @(
+  `$all | ForEach-Object { `$_ | Format-List * -Force | Out-String; if (`$_ -is [Management.Automation.ErrorRecord]) { `$_.Exception.ToString() } }
+  `$all | ForEach-Object { try { `$_ | ConvertTo-Json -Depth 4 -WarningAction SilentlyContinue } catch { } }
+  Get-ChildItem '$data' -Recurse -File | ForEach-Object { Get-Content `$_.FullName -Raw }
+  Get-Content (Join-Path '$TestDrive' 'campaign.log') -Raw
+  Get-Content (Join-Path '$TestDrive' 'transport.xml') -Raw
+) -join "``n"
+Set-Content '$dump' `$text
+"@
+        $text = Get-Content $dump -Raw
+        $text.Length | Should -BeGreaterThan 2000
+        $text | Should -Match 'application access policy'      # the failures did happen and were written
+        $text | Should -Match 'RecipientRejected'
+        $text | Should -Not -Match ([regex]::Escape($cloud.ClientSecret))
+        $text | Should -Not -Match ([regex]::Escape($pfxPassword))
+        $text | Should -Not -Match 'ya29\.'                     # every token the stand-in issues starts so
+        $text | Should -Not -Match 'PRIVATE KEY'
+    }
+}
+
 Describe 'A campaign through Graph' {
     It 'caps -Concurrency at 4 with one warning, paces to Microsoft 365 by default, resumes by name with the managed identity, stores no secret' {
         $rows = Join-Path $TestDrive 'staff.csv'
