@@ -203,8 +203,32 @@ Describe 'A campaign through Graph' {
     }
 }
 
+Describe 'The daily recipient cap' {
+    It 'pauses a campaign at the cap with the time it may resume and the exact resume command' {
+        $out = Invoke-Cloud @"
+`$t = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph -ManagedIdentity
+`$csv = Join-Path '$TestDrive' 'cap.csv'
+1..5 | ForEach-Object { [pscustomobject]@{ Email = "cap`$_@example.com" } } | Export-Csv `$csv -NoTypeInformation
+try { Start-MailCampaign -Name capped -Path `$csv -Transport `$t -From reports@contoso.com -Subject s -Body b -NoDelay -MaxRecipientsPerDay 3 -WarningAction SilentlyContinue | Out-Null }
+catch { "error=`$(`$_.FullyQualifiedErrorId)|`$(`$_.Exception.Message)" }
+`$info = Get-MailCampaign -Name capped
+"reason=`$(`$info.PauseReason)"
+"next=`$(`$info.NextStep)"
+`$again = `$info
+"stored=`$(`$again.State) `$(`$again.Sent)"
+"@
+        ($out | Where-Object { $_ -like 'reason=*' }) | Should -Match '3 recipients in 24 hours.*may resume after \d{4}-\d\d-\d\d \d\d:\d\d UTC'
+        ($out | Where-Object { $_ -like 'next=*' }) | Should -Match "Start-MailCampaign -Name 'capped' -Resume"
+        $out | Should -Contain 'stored=Paused 3'
+        ($out | Where-Object { $_ -like 'error=*' }) | Should -Match "Paused.*may resume after .*resume with: Start-MailCampaign -Name 'capped' -Resume"
+        @(Get-Sent | Where-Object { "$($_.To)" -like 'cap*' }).Count | Should -Be 3
+    }
+}
+
 Describe 'SMTP with OAuth (XOAUTH2) and tokens the module obtains' {
     It 'signs in with a Microsoft Entra token and a Google service account token, and renews an expired one' {
+        $smtp = Start-ScriptedSmtp -Auth 'XOAUTH2' -OAuthCheck "$($cloud.BaseUri)_fake/token-check" # its own record: only this test's sign-ins
+        try {
         $out = Invoke-Cloud @"
 `$m365 = New-MailTransport -SmtpServer 127.0.0.1 -Port $($smtp.Port) -SecureSocketOptions None -UserName reports@contoso.com @app -ClientSecret `$secret
 (Send-ResilientMail -Transport `$m365 -From reports@contoso.com -To x1@example.com -Subject s1 -Body b -NoDelay).Status
@@ -224,6 +248,7 @@ try { Send-ResilientMail -Transport `$given -From ops@example.com -To x4@example
         $oauth[4] | Should -Be 'ops@example.com unknown'
         ($out | Where-Object { $_ -like 'E: *' }) | Should -Match 'cannot be renewed|expire'
         ($out -join "`n") | Should -Not -Match 'ya29\.stale'
+        } finally { $smtp.Process.Kill($true) }
     }
 
     It 'explains that Microsoft 365 has switched Basic authentication off (535 5.7.139)' {

@@ -33,12 +33,12 @@ public sealed class CampaignCoreTests : IDisposable
         public void Dispose() => Journal.Dispose();
     }
 
-    private Run Start(Func<int, Exception?>? outcome = null, CampaignOptions? options = null, CampaignDefinition? definition = null)
+    private Run Start(Func<int, Exception?>? outcome = null, CampaignOptions? options = null, CampaignDefinition? definition = null, FakeTimeProvider? clock = null)
     {
         var run = new Run();
-        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch.AddYears(56)); // fake time: nothing in these tests waits on the clock
+        var time = clock ?? new FakeTimeProvider(DateTimeOffset.UnixEpoch.AddYears(56)); // fake time: nothing in these tests waits on the clock
         var previous = JournalSnapshot.Load(JournalFile);
-        run.Journal = CampaignJournal.Open(JournalFile);
+        run.Journal = CampaignJournal.Open(JournalFile, time);
         if (previous.Definition == null) run.Journal.WriteDefinition(definition ?? Definition);
         int sends = 0;
         var opts = options ?? new CampaignOptions();
@@ -65,6 +65,54 @@ public sealed class CampaignCoreTests : IDisposable
         Assert.Equal(20, summary.Sent);
         Assert.Equal(20, run.Transports.Sum(t => t.AttemptTimes.Count));
         Assert.All(run.Outcomes, o => Assert.Equal(CampaignRecipientStatus.Sent, o.Status));
+    }
+
+    [Fact]
+    public async Task A_daily_recipient_cap_pauses_with_the_time_it_may_resume_and_a_resume_a_day_later_finishes()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 9, 0, 0, TimeSpan.Zero));
+        var capped = new CampaignOptions { RecipientsPerDay = 5 };
+        async Task<CampaignSummary> RunAll(Run run)
+        {
+            for (int i = 1; i <= 8; i++)
+            {
+                try { await run.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default); }
+                catch (CampaignPausedException) { break; }
+            }
+            if (!run.Runner.IsPaused) run.Runner.InputComplete(8);
+            return await run.Runner.CompleteAsync();
+        }
+        CampaignSummary first;
+        using (var run = Start(options: capped, clock: time)) first = await RunAll(run);
+        Assert.Equal(CampaignState.Paused, first.State);
+        Assert.Equal(5, first.Sent);
+        Assert.Contains("5 recipients in 24 hours", first.PauseReason);
+        Assert.Contains("may resume after 2026-12-02 09:00 UTC", first.PauseReason);
+
+        time.Advance(TimeSpan.FromHours(2)); // too early: the journal's sends still count
+        CampaignSummary early;
+        using (var run = Start(options: capped, clock: time)) early = await RunAll(run);
+        Assert.Equal(CampaignState.Paused, early.State);
+        Assert.Equal(5, early.Sent);
+
+        time.Advance(TimeSpan.FromHours(22)); // a day after the first sends
+        CampaignSummary last;
+        using (var run = Start(options: capped, clock: time)) last = await RunAll(run);
+        Assert.Equal(CampaignState.Completed, last.State);
+        Assert.Equal(8, last.Sent);
+    }
+
+    [Fact]
+    public void The_recipient_quota_frees_as_its_oldest_sends_leave_the_window()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero));
+        var quota = new RecipientQuota(10, time, new[] { (time.GetUtcNow().AddHours(-23), 4) });
+        Assert.True(quota.TryTake(6, out _));
+        Assert.False(quota.TryTake(3, out var fits));
+        Assert.Equal(time.GetUtcNow().AddHours(1), fits); // the earlier 4 leave the window first
+        time.Advance(TimeSpan.FromHours(1));
+        Assert.True(quota.TryTake(3, out _));
+        Assert.Equal(9, quota.Used);
     }
 
     [Fact]

@@ -38,6 +38,8 @@ namespace ResilientMail.Core.Campaigns
         public RateLimit? RateLimit { get; init; }
         /// <summary>Connections (workers) sending at once.</summary>
         public int Concurrency { get; init; } = 1;
+        /// <summary>The provider's cap on recipients in a rolling 24 hours; reaching it pauses the campaign (null: none).</summary>
+        public int? RecipientsPerDay { get; init; }
         /// <summary>Pause after this many failures in a row (0: never).</summary>
         public int MaxConsecutiveFailures { get; init; } = Defaults.MaxConsecutiveFailures;
         public bool RetryFailed { get; init; }
@@ -93,6 +95,7 @@ namespace ResilientMail.Core.Campaigns
     {
         private sealed record WorkItem(string Key, string To, MimeMessage Message, long Row, RecipientState From);
 
+        private readonly RecipientQuota? _quota;
         private readonly CampaignDefinition _definition;
         private readonly CampaignJournal _journal;
         private readonly JournalSnapshot _previous;
@@ -149,6 +152,11 @@ namespace ResilientMail.Core.Campaigns
             _unsubscribe = new ListUnsubscribe(definition);
             _pacer = new Pacer(_options.Pacing, time, random, events);
             if (_options.RateLimit != null) _limiter = new SlidingWindowLimiter(_options.RateLimit, time, events);
+            if (_options.RecipientsPerDay is int perDay)
+            {
+                int perRow = 1 + definition.Cc.Length + definition.Bcc.Length;
+                _quota = new RecipientQuota(perDay, time, previous.RecentSends.Select(at => (at, perRow)));
+            }
             _addressColumn = definition.AddressColumn;
             _started = time.GetTimestamp();
             _counts = new CampaignCounts(previous);
@@ -353,6 +361,12 @@ namespace ResilientMail.Core.Campaigns
                         _turn.Release();
                     }
                     if (IsPaused) continue;
+                    if (_quota != null && !_quota.TryTake(Recipients(item.Message), out var fitsAt))
+                    {
+                        Pause($"The provider's daily limit is reached: {_quota.PerDay:N0} recipients in 24 hours for this sender. " +
+                              $"The campaign may resume after {fitsAt.ToUniversalTime():yyyy-MM-dd HH:mm} UTC.", null);
+                        continue; // stays pending in the journal for the resume
+                    }
                     await onDisk.ConfigureAwait(false);
                     if (declared.Count == 0) Declare(reader, declared);
                     await SendOneAsync(courier, item, permit, cancellationToken).ConfigureAwait(false);
@@ -382,6 +396,8 @@ namespace ResilientMail.Core.Campaigns
         }
 
         private void Move(RecipientState from, RecipientState to) => _counts.Move(from, to);
+
+        private static int Recipients(MimeMessage m) => Math.Max(1, m.To.Count + m.Cc.Count + m.Bcc.Count);
 
         private async Task SendOneAsync(Courier courier, WorkItem item, SlidingWindowLimiter.Reservation? permit, CancellationToken cancellationToken)
         {

@@ -62,6 +62,11 @@ namespace ResilientMail.Core.Campaigns
         public bool Stopped { get; private set; }
         public DateTimeOffset? FirstAt { get; private set; }
         public DateTimeOffset? LastAt { get; private set; }
+
+        private readonly Queue<DateTimeOffset> _recentSends = new Queue<DateTimeOffset>();
+
+        /// <summary>When the rows sent in the last 24 hours of the journal were sent (for a provider's daily cap); older ones are not kept.</summary>
+        public IReadOnlyCollection<DateTimeOffset> RecentSends => _recentSends;
         /// <summary>Per-recipient detail, kept only when asked for (Get-MailCampaign -Recipients).</summary>
         public Dictionary<string, RecipientRecord>? Recipients { get; private set; }
 
@@ -230,6 +235,11 @@ namespace ResilientMail.Core.Campaigns
             if (state == RecordKind.Pending && !_states.ContainsKey(h)) Rows++;
             if (state == RecordKind.Pending && e.TryGetProperty("row", out var pr) && pr.GetInt64() > RowsRead) RowsRead = pr.GetInt64();
             if (next == null) return;
+            if (state == RecordKind.Sent && at != default)
+            {
+                _recentSends.Enqueue(at);
+                while (_recentSends.Peek() <= at - Resilience.RecipientQuota.Window) _recentSends.Dequeue();
+            }
             _states[h] = next.Value;
             if (state == RecordKind.Deferred || state == RecordKind.Failed || state == RecordKind.Uncertain) LastError = Str(e, "error");
 

@@ -10,7 +10,11 @@ namespace ResilientMail.Core.Campaigns
     /// </summary>
     public sealed record ProviderLimits(int Concurrency, RateLimit? Rate, bool RateFromProvider, string? Warning)
     {
-        public static ProviderLimits Apply(TransportDescription transport, int concurrency, RateLimit? asked)
+        /// <summary>Recipients in a rolling 24 hours before the campaign pauses (null: no cap).</summary>
+        public int? RecipientsPerDay { get; init; }
+
+        /// <param name="perDay">The user's own daily cap: null for the provider's, 0 for none.</param>
+        public static ProviderLimits Apply(TransportDescription transport, int concurrency, RateLimit? asked, int? perDay = null)
         {
             string? warning = null;
             if (transport.MaxConcurrency is int max && concurrency > max)
@@ -19,7 +23,8 @@ namespace ResilientMail.Core.Campaigns
                 concurrency = max;
             }
             var rate = asked ?? transport.ProviderRate;
-            return new ProviderLimits(concurrency, rate, asked == null && rate != null, warning);
+            var cap = perDay == 0 ? null : perDay ?? transport.RecipientsPerDay;
+            return new ProviderLimits(concurrency, rate, asked == null && rate != null, warning) { RecipientsPerDay = cap };
         }
     }
 }

@@ -60,6 +60,8 @@ namespace ResilientMail.Commands
         /// <summary>At most this many messages per window: 50/second, 100/minute, 1000/hour, 10000/day.</summary>
         [Parameter] public string? RateLimit { get; set; }
         [Parameter] [ValidateRange(1, 64)] public int Concurrency { get; set; } = 1;
+        /// <summary>Pause when this many recipients were sent to in 24 hours (0: no cap); by default the provider's (Microsoft 365: 10,000).</summary>
+        [Parameter] [ValidateRange(0, int.MaxValue)] public int? MaxRecipientsPerDay { get; set; }
         /// <summary>Pause after this many failures in a row (0: never).</summary>
         [Parameter] [ValidateRange(0, int.MaxValue)] public int MaxConsecutiveFailures { get; set; } = Core.Defaults.MaxConsecutiveFailures;
 
@@ -81,11 +83,11 @@ namespace ResilientMail.Commands
                 Streams.Warn(this, $"Campaign '{Name}' continues with the templates it started with; to change them, Remove-MailCampaign and start again.");
             var transport = _transport = Transport ?? TransportFromJournal(plan.Transport);
             CheckTransport(transport);
-            var limits = ProviderLimits.Apply(transport.Description, Concurrency, ParseRate());
+            var limits = ProviderLimits.Apply(transport.Description, Concurrency, ParseRate(), MaxRecipientsPerDay);
             if (limits.Warning != null) Streams.Warn(this, limits.Warning);
             var options = new CampaignOptions
             {
-                Courier = courier, Pacing = courier.Pacing, RateLimit = limits.Rate, Concurrency = limits.Concurrency,
+                Courier = courier, Pacing = courier.Pacing, RateLimit = limits.Rate, Concurrency = limits.Concurrency, RecipientsPerDay = limits.RecipientsPerDay,
                 MaxConsecutiveFailures = MaxConsecutiveFailures, RetryFailed = RetryFailed, ResendUncertain = ResendUncertain,
             };
             _status = new StatusReporter(this, $"Campaign {Name}");
