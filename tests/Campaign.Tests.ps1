@@ -283,3 +283,31 @@ Start-MailCampaign -Name 'killme' -Path '$csv' -Transport `$t -From a@example.co
         finally { Stop-Smtp4dev $s }
     }
 }
+
+Describe 'A run-time limit (-MaxRunDuration)' {
+    It 'stops the run by itself, Paused with the resume command and no error, and the next run sends the rest once' {
+        $outbox = Join-Path $TestDrive 'limited'
+        $pickup = New-MailTransport -PickupDirectory $outbox
+        $csv = Join-Path $TestDrive 'limited.csv'
+        New-Rows 20 'lim' | Export-Csv $csv -NoTypeInformation
+        $errors = $null
+        $out = Start-MailCampaign -Name limited -Path $csv -Transport $pickup -From news@example.com -Subject s -Body b -NoDelay `
+            -RateLimit '2/second' -MaxRunDuration 2s -WarningVariable warned -WarningAction SilentlyContinue -ErrorVariable errors
+        $info = $out | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }
+        $info.State | Should -Be 'Paused'
+        $info.Sent | Should -BeLessThan 20
+        $info.Sent | Should -BeGreaterThan 0
+        $info.Uncertain | Should -Be 0
+        $errors | Should -BeNullOrEmpty
+        ($warned -join "`n") | Should -Match "time limit \(2\.?0?s\).*Start-MailCampaign -Name 'limited' -Resume"
+        $first = $info.Sent
+
+        $again = Start-MailCampaign -Name limited -Resume -Transport $pickup -NoDelay -WarningAction SilentlyContinue | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }
+        $again.State | Should -Be 'Completed'
+        $again.Sent | Should -Be 20
+        $again.SentThisRun | Should -Be (20 - $first)
+        $to = Get-ChildItem $outbox -Filter *.eml | ForEach-Object { (Select-String -Path $_.FullName -Pattern '^To: (.*)$').Matches[0].Groups[1].Value.Trim() }
+        @($to).Count | Should -Be 20
+        @($to | Sort-Object -Unique).Count | Should -Be 20
+    }
+}

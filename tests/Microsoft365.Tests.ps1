@@ -48,6 +48,9 @@ Describe 'Microsoft Graph with tokens the module obtains' {
   thumbprint = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph @app -CertificateThumbprint '$($cloud.Thumbprint)'
   system     = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph -ManagedIdentity
   user       = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph -ManagedIdentityClientId '$($cloud.UserAssignedId)'
+  object     = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph @app -Certificate ([Security.Cryptography.X509Certificates.X509Certificate2]::new('$($cloud.Keys)/app.pfx'))
+  given      = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph -AccessToken (ConvertTo-SecureString (Invoke-RestMethod -Method Post -SkipCertificateCheck -Uri "`${base}$($cloud.Tenant)/oauth2/v2.0/token" -Body @{
+                 grant_type = 'client_credentials'; client_id = '$($cloud.ClientId)'; client_secret = '$($cloud.ClientSecret)'; scope = "`$(`$base.TrimEnd('/'))/.default" }).access_token -AsPlainText -Force)
 }
 foreach (`$k in `$ways.Keys) {
   `$r = Send-ResilientMail -Transport `$ways[`$k] -From reports@contoso.com -To "`$k@example.com" -Subject "via `$k" -Body 'hello' -Headers @{ 'X-Run' = `$k } -NoDelay
@@ -56,9 +59,9 @@ foreach (`$k in `$ways.Keys) {
 `$ways.thumbprint | Format-List * | Out-String
 "@ -Environment @{ HOME = (Join-Path $TestDrive 'home') }
         $after = Get-Stats
-        foreach ($k in 'secret', 'pfx', 'thumbprint', 'system', 'user') { ($out -join "`n") | Should -Match "(?m)^$k Sent \S+@" }
-        ($after.'token-secret' - [int]$before.'token-secret') | Should -Be 1
-        ($after.'token-assertion' - [int]$before.'token-assertion') | Should -Be 2   # the PFX and the store's certificate, each signature verified
+        foreach ($k in 'secret', 'pfx', 'thumbprint', 'system', 'user', 'object', 'given') { ($out -join "`n") | Should -Match "(?m)^$k Sent \S+@" }
+        ($after.'token-secret' - [int]$before.'token-secret') | Should -Be 2       # the transport's, and the one the script fetched for -AccessToken
+        ($after.'token-assertion' - [int]$before.'token-assertion') | Should -Be 3 # the PFX, the store's certificate and the object, each signature verified
         ($after.'token-managed-identity' - [int]$before.'token-managed-identity') | Should -Be 1
         ($after.'token-managed-identity-user' - [int]$before.'token-managed-identity-user') | Should -Be 1
         $sent = Get-Sent | Where-Object { $_.Headers['X-Run'] }
@@ -101,6 +104,9 @@ Invoke-RestMethod -Method Post -Uri "`${base}_fake/faults" -SkipCertificateCheck
 `$r = Send-ResilientMail -Transport `$t -From reports@contoso.com -To three@example.com -Subject r3 -Body b -NoDelay -Verbose 4>&1 | ForEach-Object { if (`$_ -is [Management.Automation.VerboseRecord]) { "V: `$(`$_.Message)" } else { `$_ } }
 `$r | Where-Object { `$_ -is [string] -and `$_ -match 'Retry|wait' } | Select-Object -First 1
 (`$r | Where-Object { `$_ -isnot [string] }).Status
+Invoke-RestMethod -Method Post -Uri "`${base}_fake/faults" -SkipCertificateCheck -ContentType application/json -Body '[{"path":"sendMail","abort":true}]' | Out-Null
+`$lost = Send-ResilientMail -Transport `$t -From reports@contoso.com -To five@example.com -Subject r5 -Body b -NoDelay -ErrorAction SilentlyContinue
+"lost=`$(`$lost.Status) attempts=`$(`$lost.Attempts)"
 `$bad = Send-ResilientMail -Transport `$t -From reports@contoso.com -To invalid@example.com, four@example.com -Subject r4 -Body b -NoDelay -ErrorAction SilentlyContinue -ErrorVariable ev
 "`$(`$bad.Status)|`$(`$ev[0].FullyQualifiedErrorId)"
 "@
@@ -111,6 +117,7 @@ Invoke-RestMethod -Method Post -Uri "`${base}_fake/faults" -SkipCertificateCheck
         ($after.'graph-401-expired' - [int]$before.'graph-401-expired') | Should -Be 1
         ($out -join "`n") | Should -Match 'V: .*(1 s|Retry-After)'
         $out[-1] | Should -Match '^Failed\|RecipientRejected'
+        $out | Should -Contain 'lost=Uncertain attempts=1'   # the whole request was sent, the answer lost: not sent again
     }
 
     It 'stops with what to fix for an application access policy, an unknown tenant and a wrong client secret' {

@@ -163,7 +163,7 @@ Describe 'Help' {
     }
 
     It 'has an about_ResilientMail topic that covers <Topic>' -ForEach @(
-        @{ Topic = 'Installation' }, @{ Topic = 'Providers and credentials' }, @{ Topic = 'OAuth2 for SMTP' }, @{ Topic = 'Defaults' },
+        @{ Topic = 'Installation' }, @{ Topic = 'Providers and credentials' }, @{ Topic = 'OAuth2 for SMTP' }, @{ Topic = 'MICROSOFT 365' }, @{ Topic = 'GOOGLE WORKSPACE' }, @{ Topic = 'Defaults' },
         @{ Topic = 'Campaigns and the journal' }, @{ Topic = 'Logs' }, @{ Topic = 'Troubleshooting' }
     ) {
         (Get-Help about_ResilientMail | Out-String) | Should -Match ([regex]::Escape($Topic))

@@ -103,6 +103,43 @@ public sealed class CampaignCoreTests : IDisposable
     }
 
     [Fact]
+    public async Task At_the_run_time_limit_the_run_starts_nothing_new_leaves_nothing_uncertain_and_the_next_run_finishes()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 9, 0, 0, TimeSpan.Zero));
+        // One message a minute, so that a ten-minute limit falls in the middle of the list.
+        var limited = new CampaignOptions { RateLimit = new RateLimit(1, TimeSpan.FromMinutes(1)), MaxRunDuration = TimeSpan.FromMinutes(10), Concurrency = 2 };
+        async Task<CampaignSummary> Feed(Run run)
+        {
+            for (int i = 1; i <= 30; i++)
+            {
+                try { await run.Runner.SubmitAsync(Row($"u{i}@example.com"), i, default); }
+                catch (CampaignPausedException) { break; }
+            }
+            if (!run.Runner.IsPaused) run.Runner.InputComplete(30);
+            return await run.Runner.CompleteAsync();
+        }
+        CampaignSummary first;
+        using (var run = Start(options: limited, clock: time))
+            first = await Clock.Drive(time, Task.Run(() => Feed(run)), TimeSpan.FromHours(1), TimeSpan.FromSeconds(1));
+        Assert.Equal(CampaignState.Paused, first.State);
+        Assert.True(first.StoppedAtTimeLimit);
+        Assert.Contains("time limit (10m00s)", first.PauseReason);
+        Assert.InRange(first.Sent, 10, 11);        // one a minute for ten minutes (the first at once)
+        Assert.Equal(0, first.Uncertain);
+
+        var after = JournalSnapshot.Load(JournalFile);
+        Assert.Equal(0, after.Count(RecipientState.Sending));
+        Assert.Equal(0, after.Count(RecipientState.Uncertain));
+
+        CampaignSummary second;
+        using (var run = Start(options: new CampaignOptions { Concurrency = 2 }, clock: time)) second = await Feed(run);
+        Assert.Equal(CampaignState.Completed, second.State);
+        Assert.Equal(30, second.Sent);
+        Assert.Equal(30 - first.Sent, second.SentThisRun);
+        Assert.Equal(0, second.Uncertain);
+    }
+
+    [Fact]
     public void The_recipient_quota_frees_as_its_oldest_sends_leave_the_window()
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero));

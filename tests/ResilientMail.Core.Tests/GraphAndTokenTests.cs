@@ -179,4 +179,28 @@ public class GraphAndTokenTests
         Assert.False(smtp.NeedsCallerSecret);
         Assert.Equal("https://outlook.office365.com/.default", smtp.OAuthScope);
     }
+
+    [Theory]
+    [InlineData("AADSTS7000222: The provided client secret keys for app 'app' are expired.", "has expired: add a new secret")]
+    [InlineData("AADSTS65001: The user or administrator has not consented to use the application.", "admin consent")]
+    [InlineData("AADSTS700027: Client assertion failed signature validation.", "upload the certificate's public part")]
+    [InlineData("AADSTS700016: Application with identifier 'app' was not found in the directory.", "No application app is registered")]
+    public void Entra_refusals_say_what_to_fix_and_stop_the_run(string said, string advice)
+    {
+        var failure = TokenFailures.FromEntra(new Azure.Identity.AuthenticationFailedException("ClientSecretCredential authentication failed: " + said), App, "https://graph.microsoft.com/.default");
+        Assert.Contains(advice, failure.Message);
+        Assert.Equal(FailureReason.Authentication, failure.Reason);
+        Assert.True(failure.StopsRun);
+        Assert.Equal(Remedy.Microsoft365, failure.Remedy);
+    }
+
+    [Fact]
+    public void An_unreachable_token_endpoint_is_a_network_failure_and_no_managed_identity_is_a_setting()
+    {
+        var down = TokenFailures.FromEntra(new Azure.Identity.AuthenticationFailedException("failed", new HttpRequestException("Connection refused", new System.Net.Sockets.SocketException(111))), App, "s");
+        Assert.Equal((FailureKind.Transient, FailureReason.Network), (down.Kind, down.Reason));
+        var none = TokenFailures.FromEntra(new Azure.Identity.CredentialUnavailableException("ManagedIdentityCredential authentication unavailable."), App with { Kind = TokenKind.ManagedIdentity }, "s");
+        Assert.True(none.StopsRun);
+        Assert.Contains("Automation account", none.Message);
+    }
 }

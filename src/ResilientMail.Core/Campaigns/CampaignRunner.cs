@@ -38,6 +38,11 @@ namespace ResilientMail.Core.Campaigns
         public RateLimit? RateLimit { get; init; }
         /// <summary>Connections (workers) sending at once.</summary>
         public int Concurrency { get; init; } = 1;
+        /// <summary>
+        /// The run stops itself this long after it started (a runbook sandbox's fair-share limit): no new row is taken,
+        /// the messages on the wire finish, and the campaign is Paused with the reason, to be resumed by the next job.
+        /// </summary>
+        public TimeSpan? MaxRunDuration { get; init; }
         /// <summary>The provider's cap on recipients in a rolling 24 hours; reaching it pauses the campaign (null: none).</summary>
         public int? RecipientsPerDay { get; init; }
         /// <summary>Pause after this many failures in a row (0: never).</summary>
@@ -65,6 +70,8 @@ namespace ResilientMail.Core.Campaigns
         public TimeSpan Duration { get; init; }
         public string JournalPath { get; init; } = "";
         public string? PauseReason { get; init; }
+        /// <summary>The pause is the run-time limit: an expected end of this run, not a problem.</summary>
+        public bool StoppedAtTimeLimit { get; init; }
         public string? LastError { get; init; }
         public bool InputComplete { get; init; }
         public long RowsRead { get; init; }
@@ -226,7 +233,23 @@ namespace ResilientMail.Core.Campaigns
             if (_previous.InputCompleteByLegacy)
                 _journal.InputEnd(_previous.RowsRead, "A journal of an earlier version, whose run completed: its input was read to the end.");
             _workers = Enumerable.Range(0, _options.Concurrency).Select(i => Task.Run(() => WorkAsync(_stop.Token))).ToArray();
+            if (_options.MaxRunDuration is TimeSpan limit)
+                _deadline = _time.CreateTimer(_ => StopAtTimeLimit(limit), null, limit, Timeout.InfiniteTimeSpan);
         }
+
+        private ITimer? _deadline;
+        private int _atTimeLimit;
+
+        /// <summary>No new message starts; those on the wire finish (within their timeout) and are journaled as usual.</summary>
+        private void StopAtTimeLimit(TimeSpan limit)
+        {
+            if (IsPaused) return;
+            Volatile.Write(ref _atTimeLimit, 1);
+            Pause($"The run reached its time limit ({Describe(limit)}): the messages in flight finished and nothing else was started.", null);
+            _queue?.Writer.TryComplete(); // wakes a submitter waiting for room: it sees the pause
+        }
+
+        private static string Describe(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:00}m" : t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes}m{t.Seconds:00}s" : $"{t.TotalSeconds:0.#}s";
 
         /// <summary>Hands one row to the campaign; waits while the workers are busy (back-pressure). Throws once paused.</summary>
         public async Task SubmitAsync(IReadOnlyDictionary<string, object?> row, long rowNumber, CancellationToken cancellationToken)
@@ -306,6 +329,16 @@ namespace ResilientMail.Core.Campaigns
             if (Interlocked.CompareExchange(ref _pauseReason, reason, null) != null) return;
             _pauseFailure = failure;
             _journal.Run(RecordKind.Paused, reason);
+            _paused.Cancel(); // ends the workers' waits for their turn, the rate limit and the pacing gap
+        }
+
+        private readonly CancellationTokenSource _paused = new CancellationTokenSource();
+
+        /// <summary>A declared message that will not be sent in this run: pending again.</summary>
+        private void Release(WorkItem item)
+        {
+            try { _journal.Released(item.Key); }
+            catch (Exception) { /* a journal that cannot be written leaves the intent: read back as the boot rule says */ }
         }
 
         // One gate for every connection: one outage is one wait, one warning and one "back", however many workers see it.
@@ -337,6 +370,7 @@ namespace ResilientMail.Core.Campaigns
             // the same boot of the OS), so declaring ahead loses and duplicates nothing.
             var declared = new Queue<(WorkItem Item, Task OnDisk)>();
             var reader = _queue!.Reader;
+            using var waits = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _paused.Token);
             try
             {
                 while (true)
@@ -348,24 +382,29 @@ namespace ResilientMail.Core.Campaigns
                         if (declared.Count == 0) continue;
                     }
                     var (item, onDisk) = declared.Dequeue();
-                    if (IsPaused) continue; // stays pending in the journal for the resume
+                    if (IsPaused) { Release(item); continue; } // pending again in the journal, for the resume
                     SlidingWindowLimiter.Reservation? permit = null;
-                    await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
                     try
                     {
-                        if (_limiter != null) permit = await _limiter.WaitAsync(cancellationToken).ConfigureAwait(false);
-                        await _pacer.WaitTurnAsync(cancellationToken).ConfigureAwait(false);
+                        await _turn.WaitAsync(waits.Token).ConfigureAwait(false);
+                        try
+                        {
+                            if (_limiter != null) permit = await _limiter.WaitAsync(waits.Token).ConfigureAwait(false);
+                            await _pacer.WaitTurnAsync(waits.Token).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            _turn.Release();
+                        }
                     }
-                    finally
-                    {
-                        _turn.Release();
-                    }
-                    if (IsPaused) continue;
+                    catch (OperationCanceledException) when (IsPaused && !cancellationToken.IsCancellationRequested) { } // a pause ends a wait at once
+                    if (IsPaused) { Release(item); continue; }
                     if (_quota != null && !_quota.TryTake(Recipients(item.Message), out var fitsAt))
                     {
                         Pause($"The provider's daily limit is reached: {_quota.PerDay:N0} recipients in 24 hours for this sender. " +
                               $"The campaign may resume after {fitsAt.ToUniversalTime():yyyy-MM-dd HH:mm} UTC.", null);
-                        continue; // stays pending in the journal for the resume
+                        Release(item);
+                        continue;
                     }
                     await onDisk.ConfigureAwait(false);
                     if (declared.Count == 0) Declare(reader, declared);
@@ -380,6 +419,9 @@ namespace ResilientMail.Core.Campaigns
                     try { await task.ConfigureAwait(false); }
                     catch (Exception) { /* the run is ending anyway; an intent that did not reach the disk was never acted on */ }
                 }
+                // Declared, never handed over: said so in the journal, so that a resume on another machine (another boot)
+                // does not have to take them for maybe sent.
+                foreach (var (item, _) in declared) Release(item);
                 using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(2));
                 try { await courier.CloseAsync(quick.Token).ConfigureAwait(false); } catch (Exception) { /* closing is best effort */ }
             }
@@ -495,6 +537,7 @@ namespace ResilientMail.Core.Campaigns
         {
             _queue?.Writer.TryComplete();
             await Task.WhenAll(_workers).ConfigureAwait(false);
+            _deadline?.Dispose();
             if (!IsPaused)
             {
                 if (HasWholeInput) _journal.Run(RecordKind.Completed);
@@ -523,6 +566,7 @@ namespace ResilientMail.Core.Campaigns
                 Duration = _time.GetElapsedTime(_started),
                 JournalPath = _journal.Path,
                 PauseReason = _pauseReason,
+                StoppedAtTimeLimit = Volatile.Read(ref _atTimeLimit) == 1,
                 LastError = _lastError ?? _previous.LastError,
             };
     }

@@ -62,6 +62,8 @@ namespace ResilientMail.Commands
         [Parameter] [ValidateRange(1, 64)] public int Concurrency { get; set; } = 1;
         /// <summary>Pause when this many recipients were sent to in 24 hours (0: no cap); by default the provider's (Microsoft 365: 10,000).</summary>
         [Parameter] [ValidateRange(0, int.MaxValue)] public int? MaxRecipientsPerDay { get; set; }
+        /// <summary>Stop this run after this long (a runbook's fair-share limit): State Paused, the resume command; nothing in flight is lost.</summary>
+        [Parameter] [TimeSpanArgument] public TimeSpan? MaxRunDuration { get; set; }
         /// <summary>Pause after this many failures in a row (0: never).</summary>
         [Parameter] [ValidateRange(0, int.MaxValue)] public int MaxConsecutiveFailures { get; set; } = Core.Defaults.MaxConsecutiveFailures;
 
@@ -87,7 +89,7 @@ namespace ResilientMail.Commands
             if (limits.Warning != null) Streams.Warn(this, limits.Warning);
             var options = new CampaignOptions
             {
-                Courier = courier, Pacing = courier.Pacing, RateLimit = limits.Rate, Concurrency = limits.Concurrency, RecipientsPerDay = limits.RecipientsPerDay,
+                Courier = courier, Pacing = courier.Pacing, RateLimit = limits.Rate, Concurrency = limits.Concurrency, RecipientsPerDay = limits.RecipientsPerDay, MaxRunDuration = MaxRunDuration,
                 MaxConsecutiveFailures = MaxConsecutiveFailures, RetryFailed = RetryFailed, ResendUncertain = ResendUncertain,
             };
             _status = new StatusReporter(this, $"Campaign {Name}");
@@ -159,7 +161,8 @@ namespace ResilientMail.Commands
             Log?.End($"Campaign '{Name}' {info.State}: sent {info.Sent}, failed {info.Failed}, uncertain {info.Uncertain}, not yet sent {info.Remaining}.");
             WriteObject(info);
             foreach (var warning in CampaignInfo.Warnings(info, JournalPath, _transport?.NeedsCallerSecret == true)) Streams.Warn(this, warning);
-            if (summary.State == CampaignState.Paused) Paused(pausedBecause ?? Errors.Explain(summary.PauseReason ?? "paused", _runner!.PauseFailure), info);
+            if (summary.State == CampaignState.Paused && summary.StoppedAtTimeLimit) Streams.Warn(this, PauseText(summary.PauseReason ?? "", info).Message); // an expected end: no error
+            else if (summary.State == CampaignState.Paused) Paused(pausedBecause ?? Errors.Explain(summary.PauseReason ?? "paused", _runner!.PauseFailure), info);
         }
 
         private void InputRead()
@@ -256,11 +259,16 @@ namespace ResilientMail.Commands
             return info;
         }
 
-        private void Paused(string reason, MailCampaignInfo info)
+        private (string Message, string Resume) PauseText(string reason, MailCampaignInfo info)
         {
             bool piped = ParameterSetName == "Pipeline" && _received && !info.InputComplete;
             var resume = info.NextStep ?? CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, piped);
-            var message = CampaignInfo.PauseMessage(info, reason, resume, piped);
+            return (CampaignInfo.PauseMessage(info, reason, resume, piped), resume);
+        }
+
+        private void Paused(string reason, MailCampaignInfo info)
+        {
+            var (message, resume) = PauseText(reason, info);
             ThrowTerminatingError(new ErrorRecord(new CampaignPausedException(message, null), "CampaignPaused", ErrorCategory.ResourceUnavailable, Name)
             {
                 ErrorDetails = new ErrorDetails(message) { RecommendedAction = resume },

@@ -12,6 +12,10 @@ namespace ResilientMail.Internal
     [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
     public sealed class TimeSpanArgumentAttribute : ArgumentTransformationAttribute
     {
+        // "2h45m", "90m", "1d", "30s", "1h30m15s": what a person writes for a duration.
+        private static readonly System.Text.RegularExpressions.Regex Units = new System.Text.RegularExpressions.Regex(
+            @"^(?=\d)(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?:in)?)?(?:(\d+(?:\.\d+)?)s)?$",
+            System.Text.RegularExpressions.RegexOptions.IgnoreCase | System.Text.RegularExpressions.RegexOptions.CultureInvariant);
         public override object Transform(EngineIntrinsics engineIntrinsics, object inputData)
         {
             var value = inputData is PSObject ps ? ps.BaseObject : inputData;
@@ -23,10 +27,19 @@ namespace ResilientMail.Internal
                 case long l: return TimeSpan.FromSeconds(l);
                 case double d: return TimeSpan.FromSeconds(d);
                 case decimal m: return TimeSpan.FromSeconds((double)m);
+                // PowerShell reads 2s, 2l, 2u, 2y as numbers of another type (short, long, uint, byte): seconds too.
+                case short _: case ushort _: case byte _: case sbyte _: case uint _: case ulong _: case float _:
+                    return TimeSpan.FromSeconds(Convert.ToDouble(value, CultureInfo.InvariantCulture));
                 case string s:
                     if (double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds)) return TimeSpan.FromSeconds(seconds);
                     if (TimeSpan.TryParse(s, CultureInfo.InvariantCulture, out var parsed)) return parsed;
-                    throw new ArgumentTransformationMetadataException($"'{s}' is neither a number of seconds nor a time span like 00:05:00.");
+                    var units = Units.Match(s.Trim());
+                    if (units.Success && units.Length > 0)
+                    {
+                        double Part(int g) => units.Groups[g].Success ? double.Parse(units.Groups[g].Value, CultureInfo.InvariantCulture) : 0;
+                        return TimeSpan.FromDays(Part(1)) + TimeSpan.FromHours(Part(2)) + TimeSpan.FromMinutes(Part(3)) + TimeSpan.FromSeconds(Part(4));
+                    }
+                    throw new ArgumentTransformationMetadataException($"'{s}' is neither a number of seconds nor a time span like 00:05:00 or 2h45m.");
                 default:
                     return inputData;
             }
