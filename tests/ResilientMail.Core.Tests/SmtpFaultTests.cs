@@ -42,8 +42,34 @@ public class SmtpFaultTests
         Assert.Equal(2, result.Attempts);
         Assert.Single(server.Accepted);
         Assert.StartsWith("2.0.0 Queued", result.ServerReply);
-        // 421 closes the session, so the retry reconnects; 451/452 keep it.
-        Assert.Equal(reply.StartsWith("421") ? 2 : 1, server.Connections);
+        // 421 closes the session; after a 451/452 the retry goes in a fresh session too, since servers decide policy per session.
+        Assert.Equal(2, server.Connections);
+    }
+
+    [Fact]
+    public async Task A_block_the_server_decides_per_session_is_seen_lifted_by_the_retry()
+    {
+        // Postfix evaluates its access maps when a session starts: this server defers every RCPT of its first session only.
+        await using var server = new ScriptedSmtpServer(s => s.Phase == Phase.Rcpt && s.Connection == 1 ? Reaction.Say("450 4.7.1 <someone@example.com>: Recipient address rejected: try again later") : Reaction.Default);
+        using var courier = Courier(server.Port);
+
+        var result = await courier.DeliverAsync(Clock.Message(), default);
+
+        Assert.Equal(DeliveryStatus.Sent, result.Status);
+        Assert.Equal(2, result.Attempts);
+        Assert.Equal(2, server.Connections);
+        lock (server.Log) Assert.Contains("1:Quit", server.Log); // the old session was ended politely
+    }
+
+    [Fact]
+    public async Task A_permanent_refusal_keeps_the_session_for_the_next_message()
+    {
+        await using var server = new ScriptedSmtpServer(s => s.Phase == Phase.Rcpt && s.Argument.Contains("gone@") ? Reaction.Say("550 5.1.1 <gone@example.com>: no such user") : Reaction.Default);
+        using var courier = Courier(server.Port);
+
+        Assert.Equal(DeliveryStatus.Failed, (await courier.DeliverAsync(Clock.Message("gone@example.com"), default)).Status);
+        Assert.Equal(DeliveryStatus.Sent, (await courier.DeliverAsync(Clock.Message("here@example.com"), default)).Status);
+        Assert.Equal(1, server.Connections); // the healthy path costs no new session
     }
 
     [Fact]

@@ -69,6 +69,7 @@ namespace ResilientMail.Core.Transports
         private EnvelopeSmtpClient? _client;
         private CertificateProblem? _lastCertificateProblem;
         private bool _everConnected;
+        private bool _freshSessionNext;
         private readonly TokenSource? _tokens;
 
         public SmtpTransport(SmtpOptions options, DeliveryEventSink? events = null)
@@ -90,8 +91,13 @@ namespace ResilientMail.Core.Transports
         {
             try
             {
+                // A server decides its access and policy tables (greylisting, rate limits, a block being lifted) per session:
+                // after a deferral the next attempt comes in a new session, as a mail server's queue would.
+                if (_freshSessionNext) { _freshSessionNext = false; await CloseAsync(cancellationToken).ConfigureAwait(false); }
                 var client = await ConnectedClientAsync(cancellationToken).ConfigureAwait(false);
-                return await SendTransactionsAsync(client, message, attempt, cancellationToken).ConfigureAwait(false);
+                var receipt = await SendTransactionsAsync(client, message, attempt, cancellationToken).ConfigureAwait(false);
+                if (receipt.Refused.Any(r => r.Failure.Kind == FailureKind.Transient)) _freshSessionNext = true;
+                return receipt;
             }
             catch (OperationCanceledException)
             {
@@ -101,9 +107,12 @@ namespace ResilientMail.Core.Transports
             catch (Exception ex) when (!(ex is MailDeliveryException))
             {
                 var failure = SmtpFailureClassifier.Classify(ex, attempt.BodySent, _lastCertificateProblem);
-                // A refused command leaves the session usable (MailKit resets it); anything else, and 421, does not.
+                // A refused command leaves the session usable (MailKit resets it); anything else, and 421, does not. A
+                // deferral (4xx) keeps it for now but the retry goes in a fresh one; a permanent refusal keeps it for the next message.
                 if (!(ex is SmtpCommandException command) || command.StatusCode == SmtpStatusCode.ServiceNotAvailable)
                     Drop();
+                else if (failure.Kind == FailureKind.Transient)
+                    _freshSessionNext = true;
                 throw new MailDeliveryException(failure, ex);
             }
         }
@@ -152,6 +161,7 @@ namespace ResilientMail.Core.Transports
                 {
                     // No recipient of this transaction was taken (MailKit then says "No recipients were accepted").
                     attempt.Settle(new string[0], client.Refused.Select(r => Refusals.Of(r.Mailbox, r.Response)));
+                    if (attempt.Refused.Any(r => r.Failure.Kind == FailureKind.Transient)) _freshSessionNext = true;
                     throw new MailDeliveryException(Refusals.AllRefused(attempt.Refused), ex);
                 }
                 replies = replies == null ? reply : replies + " | " + reply;
