@@ -4,6 +4,7 @@ using ResilientMail.Core.Delivery;
 using ResilientMail.Core.Resilience;
 using ResilientMail.Core.Tests.Support;
 using ResilientMail.Core.Transports;
+using ResilientMail.TestServers;
 
 namespace ResilientMail.Core.Tests;
 
@@ -146,6 +147,36 @@ public sealed class CampaignCoreTests : IDisposable
         Assert.Equal(30, second.Sent);
         Assert.Equal(30 - first.Sent, second.SentThisRun);
         Assert.Equal(0, second.Uncertain);
+    }
+
+    [Fact]
+    public async Task Connections_the_server_refuses_cost_no_message_and_the_campaign_settles_at_the_connections_it_gets()
+    {
+        // Postfix's smtpd_client_connection_count_limit = 2: a third connection gets 421 4.7.0 at its greeting.
+        ScriptedSmtpServer? server = null;
+        await using var smtp = server = new ScriptedSmtpServer(step => step.Phase == Phase.Greeting && server!.Open > 2
+            ? Reaction.Say("421 4.7.0 mx.example.com Error: too many connections from 127.0.0.1") : Reaction.Default);
+        var events = new List<DeliveryEvent>();
+        var previous = JournalSnapshot.Load(JournalFile);
+        using var journal = CampaignJournal.Open(JournalFile);
+        journal.WriteDefinition(Definition);
+        var outcomes = new List<CampaignOutcome>();
+        var runner = new CampaignRunner(Definition, journal, previous, e => new SmtpTransport(new SmtpOptions { Host = "127.0.0.1", Port = smtp.Port }, e),
+            new CampaignOptions { Pacing = PacingOptions.None, Concurrency = 4, Courier = new CourierOptions { Retry = new RetryOptions { MaxRetries = 3, BaseDelay = TimeSpan.FromMilliseconds(1), MaxDelay = TimeSpan.FromMilliseconds(5) } } },
+            new ClockProbe(TimeProvider.System, _ => true), TimeProvider.System, new Random(1), e => { lock (events) events.Add(e); }, o => { lock (outcomes) outcomes.Add(o); });
+        runner.Start("test");
+        for (int i = 1; i <= 40; i++) await runner.SubmitAsync(Row($"c{i}@example.com"), i, default);
+        runner.InputComplete(40);
+        var summary = await runner.CompleteAsync().WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(CampaignState.Completed, summary.State);
+        Assert.Equal(40, summary.Sent);
+        Assert.Equal(0, summary.Failed);
+        Assert.Equal(40, smtp.Accepted.Count);                          // each once
+        Assert.All(outcomes, o => Assert.Equal(1, o.Attempts));         // no message spent a retry on a refused connection
+        var warnings = events.Where(e => e.Kind == DeliveryEventKind.Warning && e.Text.Contains("refused a new connection")).ToList();
+        Assert.Single(warnings);
+        Assert.Contains("Sending with", warnings[0].Text);
     }
 
     [Fact]

@@ -64,6 +64,11 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
     /// <summary>When >= 0, the first DATA on the first connection is cut after this many bytes of the message.</summary>
     public int ResetAfterDataBytes { get; }
     public int Connections => Volatile.Read(ref _connectionCount);
+    /// <summary>Connections open right now (a script can refuse the ones over a limit, as a server's per-client limit does).</summary>
+    public int Open => Volatile.Read(ref _open);
+    /// <summary>The most connections that were open at once.</summary>
+    public int MostOpen => Volatile.Read(ref _mostOpen);
+    private int _open, _mostOpen;
     public List<string> Accepted { get; } = new();
     public List<string> Log { get; } = new();
     /// <summary>Every command line a client sent, as "connection:line" (AUTH lines without their secret).</summary>
@@ -89,6 +94,14 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
     private async Task Serve(TcpClient client, int connection)
     {
         using var _ = client;
+        int open = Interlocked.Increment(ref _open);
+        for (int m = Volatile.Read(ref _mostOpen); open > m && Interlocked.CompareExchange(ref _mostOpen, open, m) != m; m = Volatile.Read(ref _mostOpen)) { }
+        try { await ServeOpen(client, connection); }
+        finally { Interlocked.Decrement(ref _open); }
+    }
+
+    private async Task ServeOpen(TcpClient client, int connection)
+    {
         var stream = client.GetStream();
         var reader = new StreamReader(stream, Encoding.Latin1);
         var token = _stop.Token;

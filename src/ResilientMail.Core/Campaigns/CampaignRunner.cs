@@ -361,7 +361,9 @@ namespace ResilientMail.Core.Campaigns
 
         private async Task WorkAsync(CancellationToken cancellationToken)
         {
-            var courierOptions = _options.Courier with { Pacing = PacingOptions.None };
+            // A refused extra connection hands the message to the connections that work (only while there are others).
+            var courierOptions = _options.Courier with { Pacing = PacingOptions.None, YieldRefusedConnection = () => Volatile.Read(ref _active) > 1 };
+            Interlocked.Increment(ref _active);
             using var courier = NewCourier(courierOptions);
             // Messages whose intent is written, each with the task that ends when that intent is on disk. The
             // worker declares every message already queued in one go (one fsync for all of them), and declares
@@ -375,9 +377,15 @@ namespace ResilientMail.Core.Campaigns
             {
                 while (true)
                 {
+                    if (declared.Count == 0 && _returned.TryDequeue(out var back))
+                        declared.Enqueue((back, _journal.IntentsAsync(new[] { (back.Key, back.To) })));
                     if (declared.Count == 0)
                     {
-                        if (!await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false)) break;
+                        if (!await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+                        {
+                            if (!_returned.IsEmpty && !IsPaused) continue; // handed back by a refused connection: still to send
+                            break;
+                        }
                         Declare(reader, declared);
                         if (declared.Count == 0) continue;
                     }
@@ -408,11 +416,28 @@ namespace ResilientMail.Core.Campaigns
                     }
                     await onDisk.ConfigureAwait(false);
                     if (declared.Count == 0) Declare(reader, declared);
-                    await SendOneAsync(courier, item, permit, cancellationToken).ConfigureAwait(false);
+                    try
+                    {
+                        await SendOneAsync(courier, item, permit, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (ConnectionRefusedException refused)
+                    {
+                        // What this worker declared ahead goes back too: the connections that work send it meanwhile.
+                        while (declared.Count > 0)
+                        {
+                            var (ahead, aheadOnDisk) = declared.Dequeue();
+                            try { await aheadOnDisk.ConfigureAwait(false); } catch (Exception) { /* an intent not on disk was never acted on */ }
+                            Release(ahead);
+                            _returned.Enqueue(ahead);
+                        }
+                        await StandByAsync(refused.Failure, waits.Token).ConfigureAwait(false);
+                    }
                 }
             }
             finally
             {
+                Interlocked.Decrement(ref _active);
+                Interlocked.Exchange(ref _workerLeft, new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult(true);
                 // Whatever is still declared was never handed over; let its disk write finish before the journal closes.
                 foreach (var task in declared.Select(d => d.OnDisk).Distinct())
                 {
@@ -439,6 +464,42 @@ namespace ResilientMail.Core.Campaigns
 
         private void Move(RecipientState from, RecipientState to) => _counts.Move(from, to);
 
+        // Workers with a connection to use (not standing by after a refused one), and messages handed back by refused ones.
+        private int _active;
+        private readonly System.Collections.Concurrent.ConcurrentQueue<WorkItem> _returned = new System.Collections.Concurrent.ConcurrentQueue<WorkItem>();
+        private int _connectionLimitWarned;
+        private TaskCompletionSource<bool> _workerLeft = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        /// <summary>How long a worker whose connection was refused waits before it tries for one again.</summary>
+        internal static readonly TimeSpan StandByTime = TimeSpan.FromMinutes(1);
+
+        /// <summary>
+        /// The server would not give this worker a connection: the run goes on with the connections it has (one warning
+        /// says how many), and this worker asks again after <see cref="StandByTime"/>, so that a limit lifted is used.
+        /// It stops waiting early when no other worker is left to send (then its own retries apply again).
+        /// </summary>
+        private async Task StandByAsync(Failure failure, CancellationToken cancellationToken)
+        {
+            int others = Interlocked.Decrement(ref _active);
+            if (Interlocked.Exchange(ref _connectionLimitWarned, 1) == 0)
+                _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Warning,
+                    $"{failure.Message} Sending with {others} connection{(others == 1 ? "" : "s")} instead of {_options.Concurrency}; no message is failed by it, and another connection is tried every {StandByTime.TotalMinutes:0} min."));
+            try
+            {
+                var until = _time.GetUtcNow() + StandByTime;
+                while (_time.GetUtcNow() < until && Volatile.Read(ref _active) > 0 && !IsPaused)
+                {
+                    var left = Volatile.Read(ref _workerLeft).Task; // wakes at once when another worker ends
+                    await Task.WhenAny(_time.Delay(TimeSpan.FromSeconds(1), cancellationToken), left).ConfigureAwait(false);
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested || IsPaused) { }
+            finally
+            {
+                Interlocked.Increment(ref _active);
+            }
+        }
+
         private static int Recipients(MimeMessage m) => Math.Max(1, m.To.Count + m.Cc.Count + m.Bcc.Count);
 
         private async Task SendOneAsync(Courier courier, WorkItem item, SlidingWindowLimiter.Reservation? permit, CancellationToken cancellationToken)
@@ -450,6 +511,14 @@ namespace ResilientMail.Core.Campaigns
             try
             {
                 result = await courier.DeliverAsync(item.Message, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ConnectionRefusedException)
+            {
+                // Never tried: pending again, for a connection that works.
+                _journal.Released(item.Key);
+                Move(RecipientState.Sending, RecipientState.Pending);
+                _returned.Enqueue(item with { From = RecipientState.Pending });
+                throw;
             }
             catch (DeliveryCanceledException canceled)
             {

@@ -42,6 +42,19 @@ namespace ResilientMail.Core.Delivery
         /// Retries, waits and failures are always raised.
         /// </summary>
         public bool ReportEachMessage { get; init; } = true;
+        /// <summary>
+        /// Asked when the server refuses a new connection (421 at its greeting): true when other connections of the run
+        /// are open, so that the message goes back to them at once (<see cref="ConnectionRefusedException"/>) instead of
+        /// spending its retries on a connection the server will not give. Null or false: retried as usual.
+        /// </summary>
+        public Func<bool>? YieldRefusedConnection { get; init; }
+    }
+
+    /// <summary>The server refused this courier's connection; the message was not tried and belongs to another connection.</summary>
+    public sealed class ConnectionRefusedException : Exception
+    {
+        public ConnectionRefusedException(Failure failure, Exception inner) : base(failure.Message, inner) => Failure = failure;
+        public Failure Failure { get; }
     }
 
     /// <summary>
@@ -142,6 +155,10 @@ namespace ResilientMail.Core.Delivery
             {
                 throw new DeliveryCanceledException(mayHaveBeenSent, cancellationToken);
             }
+            catch (MailDeliveryException ex) when (attempts == 1 && Yields(ex.Failure))
+            {
+                throw new ConnectionRefusedException(ex.Failure, ex); // nothing of the message was tried: not an attempt
+            }
             catch (MailDeliveryException ex)
             {
                 var elapsed = _time.GetElapsedTime(started);
@@ -207,7 +224,7 @@ namespace ResilientMail.Core.Delivery
                 builder.AddRetry(new RetryStrategyOptions<Receipt>
                 {
                     MaxRetryAttempts = retry.MaxRetries,
-                    ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is MailDeliveryException m && ShouldRetry(m.Failure, retry)),
+                    ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is MailDeliveryException m && ShouldRetry(m.Failure, retry) && !(args.AttemptNumber == 0 && Yields(m.Failure))),
                     DelayGenerator = args => new ValueTask<TimeSpan?>(DelayFor(args.AttemptNumber, (args.Outcome.Exception as MailDeliveryException)?.Failure)),
                     OnRetry = args =>
                     {
@@ -224,6 +241,8 @@ namespace ResilientMail.Core.Delivery
             }
             return builder.Build();
         }
+
+        private bool Yields(Failure failure) => failure.RefusedConnection && _options.YieldRefusedConnection?.Invoke() == true;
 
         internal static bool ShouldRetry(Failure failure, RetryOptions retry) =>
             !failure.StopsRun && (failure.Kind == FailureKind.Transient || failure.Kind == FailureKind.Ambiguous && retry.RetryAmbiguous);

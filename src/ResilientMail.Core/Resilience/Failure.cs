@@ -77,6 +77,11 @@ namespace ResilientMail.Core.Resilience
         public TimeSpan? RetryAfter { get; init; }
         /// <summary>The recipients the server refused, one by one, when that is what failed (RCPT TO).</summary>
         public System.Collections.Generic.IReadOnlyList<RecipientRefusal>? Refused { get; init; }
+        /// <summary>
+        /// The server refused a new connection at its greeting (421: too many connections from this client), which says
+        /// nothing about the message: a campaign with other connections open hands the message to one of them.
+        /// </summary>
+        public bool RefusedConnection { get; init; }
         /// <summary>No later message can succeed either (bad credentials, suspended account).</summary>
         public bool StopsRun => Reason == FailureReason.Authentication || Reason == FailureReason.Certificate || Reason == FailureReason.ProviderSuspended || Reason == FailureReason.ConnectivityLost;
         /// <summary>The failure says the network path may be gone: check connectivity before the next attempt.</summary>

@@ -211,6 +211,17 @@ namespace ResilientMail.Core.Transports
             {
                 await client.ConnectAsync(_options.Host, _options.Port, ToMailKit(_options.Security), cancellationToken).ConfigureAwait(false);
             }
+            catch (SmtpCommandException greeting) when (greeting.StatusCode == SmtpStatusCode.ServiceNotAvailable)
+            {
+                // 421 instead of 220: the server will not take this connection now (often a limit on connections per client).
+                Drop();
+                var failure = SmtpFailureClassifier.FromReply(421, greeting.Message);
+                throw new MailDeliveryException(failure with
+                {
+                    RefusedConnection = true,
+                    Message = $"{Endpoint} refused a new connection at its greeting ({failure.ServerReply}); it may limit how many connections one client may hold.",
+                }, greeting);
+            }
             finally
             {
                 _lastCertificateProblem = client.CertificateProblem;
