@@ -312,3 +312,38 @@ Describe 'Secrets never reach any stream, result, error or file' {
         $text | Should -Not -Match ([regex]::Escape($AwsSecret))
     }
 }
+
+Describe 'The provider''s own quota is the pace (Amazon SES GetAccount)' {
+    BeforeAll {
+        # An emulator of its own, whose account publishes a low rate and a small 24-hour quota of which 2 are used.
+        $env:AWS_SES_ACCOUNT = ConvertTo-Json -Compress -Depth 5 @{
+            DedicatedIpAutoWarmupEnabled = $false; EnforcementStatus = 'HEALTHY'; ProductionAccessEnabled = $true; SendingEnabled = $true
+            Details = @{ AdditionalContactEmailAddresses = @(); ContactLanguage = 'EN'; MailType = 'TRANSACTIONAL'; ReviewDetails = @{ CaseId = 'c'; Status = 'GRANTED' }; UseCaseDescription = 'u'; WebsiteURL = 'https://example.com' }
+            SendQuota = @{ Max24HourSend = 6; MaxSendRate = 4; SentLast24Hours = 2 }
+            SuppressionAttributes = @{ SuppressedReasons = @() }
+        }
+        try { $script:quotaSes = Start-SesEmulator } finally { Remove-Item Env:AWS_SES_ACCOUNT }
+        $script:quotaT = New-MailTransport -Ses -ProfileName mailer -EndpointUrl $quotaSes.BaseUri
+    }
+    AfterAll { if ($quotaSes) { Stop-TestServer $quotaSes } }
+
+    It 'paces to the account''s max send rate and pauses before its 24-hour quota, with the time and the resume command' {
+        $verbose = $null; $e = $null
+        try {
+            New-Rows 8 'q' | Start-MailCampaign -Name 'ses-quota' -Transport $quotaT -From news@example.com -Subject 's' -Body 'b' -NoDelay -Verbose 4>&1 |
+                ForEach-Object { if ($_ -is [System.Management.Automation.VerboseRecord]) { $verbose += @($_.Message) } }
+        } catch { $e = $_ }
+        ($verbose -join "`n") | Should -Match 'at most 4 per 1 s \(from the Amazon SES account''s quota \(4 a second, 6 in 24 hours, 2 sent'
+        $e.Exception.Message | Should -Match '6 recipients in 24 hours.*may resume after .*UTC'
+        $e.Exception.Message | Should -Match 'Start-MailCampaign -Name ''ses-quota'''
+        @(Get-SesStore $quotaSes).Count | Should -Be 4   # the account had sent 2 of its 6
+        (Get-MailCampaign -Name 'ses-quota').State | Should -Be 'Paused'
+    }
+
+    It 'lets an explicit -RateLimit and -MaxRecipientsPerDay win' {
+        $c = New-Rows 3 'own' | Start-MailCampaign -Name 'ses-own' -Transport $quotaT -From news@example.com -Subject 's' -Body 'b' -NoDelay -RateLimit '100/second' -MaxRecipientsPerDay 0 |
+            Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }
+        $c.State | Should -Be 'Completed'
+        $c.Sent | Should -Be 3
+    }
+}

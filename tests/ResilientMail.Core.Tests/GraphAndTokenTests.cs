@@ -203,4 +203,18 @@ public class GraphAndTokenTests
         Assert.True(none.StopsRun);
         Assert.Contains("Automation account", none.Message);
     }
+
+    [Fact]
+    public void An_accounts_published_quota_is_the_pace_and_the_cap_unless_the_user_set_them()
+    {
+        var ses = new SesDescription { Region = "eu-west-1" };
+        var quota = new ProviderQuota(14.5, 50000, 1200, true) { Source = "SES" };
+        var fromAccount = ProviderLimits.Apply(ses, 2, null, null, quota);
+        Assert.Equal(new RateLimit(14, TimeSpan.FromSeconds(1)), fromAccount.Rate);
+        Assert.Equal((50000, 1200, true), (fromAccount.RecipientsPerDay!.Value, fromAccount.SentLast24Hours, fromAccount.RateFromProvider));
+        var slow = ProviderLimits.Apply(ses, 1, null, null, quota with { MaxPerSecond = 0.5 });
+        Assert.Equal(new RateLimit(1, TimeSpan.FromSeconds(2)), slow.Rate);
+        var own = ProviderLimits.Apply(ses, 1, new RateLimit(5, TimeSpan.FromSeconds(1)), 0, quota);
+        Assert.Equal((new RateLimit(5, TimeSpan.FromSeconds(1)), (int?)null, false), (own.Rate, own.RecipientsPerDay, own.RateFromProvider));
+    }
 }

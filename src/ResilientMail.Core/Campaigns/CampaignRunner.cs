@@ -45,6 +45,8 @@ namespace ResilientMail.Core.Campaigns
         public TimeSpan? MaxRunDuration { get; init; }
         /// <summary>The provider's cap on recipients in a rolling 24 hours; reaching it pauses the campaign (null: none).</summary>
         public int? RecipientsPerDay { get; init; }
+        /// <summary>Recipients the provider says the account already sent in the last 24 hours (counted as sent at the start).</summary>
+        public int SentLast24Hours { get; init; }
         /// <summary>Pause after this many failures in a row (0: never).</summary>
         public int MaxConsecutiveFailures { get; init; } = Defaults.MaxConsecutiveFailures;
         public bool RetryFailed { get; init; }
@@ -162,7 +164,11 @@ namespace ResilientMail.Core.Campaigns
             if (_options.RecipientsPerDay is int perDay)
             {
                 int perRow = 1 + definition.Cc.Length + definition.Bcc.Length;
-                _quota = new RecipientQuota(perDay, time, previous.RecentSends.Select(at => (at, perRow)));
+                var earlier = previous.RecentSends.Select(at => (at, perRow));
+                // The provider's own count includes this campaign's earlier sends and every other; it is the larger one.
+                if (_options.SentLast24Hours > 0)
+                    earlier = earlier.Concat(new[] { (time.GetUtcNow(), Math.Max(0, _options.SentLast24Hours - previous.RecentSends.Count * perRow)) }).ToList();
+                _quota = new RecipientQuota(perDay, time, earlier);
             }
             _addressColumn = definition.AddressColumn;
             _started = time.GetTimestamp();

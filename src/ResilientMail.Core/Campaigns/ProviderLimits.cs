@@ -1,3 +1,4 @@
+using System;
 using ResilientMail.Core.Resilience;
 using ResilientMail.Core.Transports;
 
@@ -12,6 +13,48 @@ namespace ResilientMail.Core.Campaigns
     {
         /// <summary>Recipients in a rolling 24 hours before the campaign pauses (null: no cap).</summary>
         public int? RecipientsPerDay { get; init; }
+
+        /// <summary>What the account had already sent in the last 24 hours, by the provider's count (counted as sent now).</summary>
+        public int SentLast24Hours { get; init; }
+        /// <summary>Where the pace and cap came from, when the provider published them.</summary>
+        public string? Source { get; init; }
+
+        /// <summary>With the account's own quota (SES GetAccount) as the pace and the 24-hour cap, unless the user set them.</summary>
+        public static ProviderLimits Apply(TransportDescription transport, int concurrency, RateLimit? asked, int? perDay, ProviderQuota? quota)
+        {
+            var limits = Apply(transport, concurrency, asked, perDay);
+            if (quota == null) return limits;
+            // A max send rate of 14 a second paces at 14 a second; a fraction (0.5) as 1 per 2 s.
+            var rate = quota.MaxPerSecond >= 1 ? new RateLimit((int)Math.Floor(quota.MaxPerSecond), TimeSpan.FromSeconds(1))
+                : quota.MaxPerSecond > 0 ? new RateLimit(1, TimeSpan.FromSeconds(Math.Ceiling(1 / quota.MaxPerSecond))) : null;
+            return limits with
+            {
+                Rate = asked ?? rate ?? limits.Rate,
+                RateFromProvider = asked == null && (rate ?? limits.Rate) != null,
+                RecipientsPerDay = perDay == 0 ? null : perDay ?? quota.MaxPer24Hours,
+                SentLast24Hours = perDay == null ? quota.SentLast24Hours : 0,
+                Source = quota.Source,
+            };
+        }
+
+        /// <summary>
+        /// The account's quota when the provider publishes one (SES), read once at the start; null when it does not, and a
+        /// problem (in words) when reading it failed: the campaign then goes on at the pace it was given.
+        /// </summary>
+        public static async System.Threading.Tasks.Task<(ProviderQuota? Quota, string? Problem)> ReadQuotaAsync(IMailTransport transport, System.Threading.CancellationToken cancellationToken)
+        {
+            if (!(transport is IPublishesQuota publisher)) return (null, null);
+            try
+            {
+                using var limit = System.Threading.CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                limit.CancelAfter(transport.Timeout);
+                return (await publisher.GetQuotaAsync(limit.Token).ConfigureAwait(false), null);
+            }
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                return (null, $"The account's sending quota could not be read from {transport.Description} ({ex.Message}); the campaign goes on without it.");
+            }
+        }
 
         /// <param name="perDay">The user's own daily cap: null for the provider's, 0 for none.</param>
         public static ProviderLimits Apply(TransportDescription transport, int concurrency, RateLimit? asked, int? perDay = null)

@@ -74,4 +74,17 @@ namespace ResilientMail.Core.Transports
         /// <summary>Ends the connection politely (QUIT), if one is open.</summary>
         Task CloseAsync(CancellationToken cancellationToken);
     }
+
+    /// <summary>What a provider says this account may send (SES: GetAccount's SendQuota).</summary>
+    public sealed record ProviderQuota(double MaxPerSecond, int MaxPer24Hours, int SentLast24Hours, bool SendingEnabled)
+    {
+        /// <summary>"Amazon SES account: 14 a second, 50,000 in 24 hours (1,200 sent)".</summary>
+        public string Source { get; init; } = "";
+    }
+
+    /// <summary>A transport whose provider publishes the account's own sending limits.</summary>
+    public interface IPublishesQuota
+    {
+        Task<ProviderQuota> GetQuotaAsync(CancellationToken cancellationToken);
+    }
 }

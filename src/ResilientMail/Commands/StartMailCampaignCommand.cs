@@ -85,11 +85,12 @@ namespace ResilientMail.Commands
                 Streams.Warn(this, $"Campaign '{Name}' continues with the templates it started with; to change them, Remove-MailCampaign and start again.");
             var transport = _transport = Transport ?? TransportFromJournal(plan.Transport);
             CheckTransport(transport);
-            var limits = ProviderLimits.Apply(transport.Description, Concurrency, ParseRate(), MaxRecipientsPerDay);
+            var quota = RateLimit == null || MaxRecipientsPerDay == null ? AccountQuota(transport) : null;
+            var limits = ProviderLimits.Apply(transport.Description, Concurrency, ParseRate(), MaxRecipientsPerDay, quota);
             if (limits.Warning != null) Streams.Warn(this, limits.Warning);
             var options = new CampaignOptions
             {
-                Courier = courier, Pacing = courier.Pacing, RateLimit = limits.Rate, Concurrency = limits.Concurrency, RecipientsPerDay = limits.RecipientsPerDay, MaxRunDuration = MaxRunDuration,
+                Courier = courier, Pacing = courier.Pacing, RateLimit = limits.Rate, Concurrency = limits.Concurrency, RecipientsPerDay = limits.RecipientsPerDay, SentLast24Hours = limits.SentLast24Hours, MaxRunDuration = MaxRunDuration,
                 MaxConsecutiveFailures = MaxConsecutiveFailures, RetryFailed = RetryFailed, ResendUncertain = ResendUncertain,
             };
             _status = new StatusReporter(this, $"Campaign {Name}");
@@ -110,7 +111,7 @@ namespace ResilientMail.Commands
                 else Guard(() => _runner.CheckColumns(csv.Header));
             }
             var start = $"Campaign '{Name}': journal {plan.JournalPath}; {(plan.Exists ? $"resuming ({plan.Previous.Count(RecipientState.Sent)} already sent)" : "new")}; via {transport}; " +
-                        $"{options.Concurrency} connection(s){(options.RateLimit != null ? ", at most " + options.RateLimit + (limits.RateFromProvider ? " (the provider's limit; -RateLimit overrides it)" : "") : "")}.";
+                        $"{options.Concurrency} connection(s){(options.RateLimit != null ? ", at most " + options.RateLimit + (limits.RateFromProvider ? $" (from {limits.Source ?? "the provider's limit"}; -RateLimit overrides it)" : "") : "")}.";
             OpenLog(start);
             Streams.Verbose(this, start);
             _runner.Start($"{(plan.Exists ? "resume" : "start")} via {transport}");
@@ -297,6 +298,17 @@ namespace ResilientMail.Commands
                 ThrowTerminatingError(Errors.For(e, Name));
                 throw; // not reached
             }
+        }
+
+        /// <summary>The account's own sending quota (SES GetAccount), read once; a failure to read it is a warning.</summary>
+        private Core.Transports.ProviderQuota? AccountQuota(MailTransport transport)
+        {
+            if (_dryRun) return null;
+            using var open = transport.Open(null);
+            var (quota, problem) = Await(token => ProviderLimits.ReadQuotaAsync(open, token));
+            if (problem != null) Streams.Warn(this, problem);
+            else if (quota != null) Streams.Verbose(this, $"Pace and daily cap from {quota.Source}.");
+            return quota;
         }
 
         /// <summary>A transport that cannot even be set up (a pickup folder that cannot be made, bad settings) is a setup error.</summary>

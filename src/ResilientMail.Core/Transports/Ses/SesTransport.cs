@@ -82,7 +82,7 @@ namespace ResilientMail.Core.Transports.Ses
     /// Amazon SES through its v2 HTTP API (POST /v2/email/outbound-emails) with the message as raw MIME, so
     /// every header and attachment is what SMTP would send; signed with SigV4 (service "ses").
     /// </summary>
-    public sealed class SesTransport : HttpMailTransport
+    public sealed class SesTransport : HttpMailTransport, IPublishesQuota
     {
         public const string Service = "ses";
         private static readonly MediaTypeHeaderValue Json = new MediaTypeHeaderValue("application/json");
@@ -145,6 +145,29 @@ namespace ResilientMail.Core.Transports.Ses
                 return new Receipt(id, $"{status} {response.StatusCode}{(id.Length > 0 ? " MessageId " + id : "")}");
             }
             throw new MailDeliveryException(Classify(status, response.Headers, text, Time.GetUtcNow()));
+        }
+
+        /// <summary>GetAccount (GET /v2/email/account): the account's max send rate, 24-hour quota and what it sent in the last 24 hours.</summary>
+        public async Task<ProviderQuota> GetQuotaAsync(CancellationToken cancellationToken)
+        {
+            var credentials = await _credentials.GetCredentialsAsync().ConfigureAwait(false);
+            var uri = new Uri(BaseUri.GetLeftPart(UriPartial.Path).TrimEnd('/') + "/v2/email/account");
+            using var request = new HttpRequestMessage(HttpMethod.Get, uri);
+            SigV4.Sign(request, new byte[0], credentials, Region, Service, Time.GetUtcNow().UtcDateTime);
+            using var response = await Http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+            var text = response.Content == null ? "" : await response.Content.ReadAsStringAsync().ConfigureAwait(false);
+            int status = (int)response.StatusCode;
+            if (status < 200 || status >= 300) throw new MailDeliveryException(Classify(status, response.Headers, text, Time.GetUtcNow()));
+            using var doc = JsonDocument.Parse(text);
+            var root = doc.RootElement;
+            if (!root.TryGetProperty("SendQuota", out var quota)) throw new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.Protocol, "Amazon SES's GetAccount answer has no SendQuota."));
+            double Number(string name) => quota.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : 0;
+            bool enabled = !root.TryGetProperty("SendingEnabled", out var e) || e.ValueKind != JsonValueKind.False;
+            double rate = Number("MaxSendRate"), max = Number("Max24HourSend"), sent = Number("SentLast24Hours");
+            return new ProviderQuota(rate, max < 0 ? int.MaxValue : (int)Math.Min(int.MaxValue, max), (int)Math.Min(int.MaxValue, sent), enabled)
+            {
+                Source = $"the Amazon SES account's quota ({rate:0.#} a second, {max:N0} in 24 hours, {sent:N0} sent in the last 24 hours)",
+            };
         }
 
         internal static byte[] RequestBody(MimeMessage message)
