@@ -279,7 +279,7 @@ Describe 'Start-MailCampaign through SendGrid and SES' {
         ($stored | ForEach-Object { $_.destination.to[0] } | Sort-Object) | Should -Be (1..5 | ForEach-Object { "s$_@example.com" })
         $stored | ForEach-Object { $_.destination.cc | Should -Be @('audit@example.com') }
         $stored | ForEach-Object { $_.attachments[0].filename | Should -Be 'report.csv' }
-        (Get-FakeRequest $ses | ForEach-Object { ($_.Body | ConvertFrom-Json).Destination.BccAddresses }) | Should -Be (1..5 | ForEach-Object { 'archive@example.com' })
+        (Get-FakeRequest $ses | Where-Object Path -like '*/outbound-emails' | ForEach-Object { ($_.Body | ConvertFrom-Json).Destination.BccAddresses }) | Should -Be (1..5 | ForEach-Object { 'archive@example.com' })
         # Resumed by name: the profile is resolved again, nothing is re-sent.
         $again = Start-MailCampaign -Name 'ses-five' -Resume -NoDelay
         ($again | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }).SentThisRun | Should -Be 0

@@ -180,6 +180,69 @@ public sealed class CampaignCoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_429_with_Retry_After_holds_every_connection_not_only_the_one_that_was_told()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 9, 0, 0, TimeSpan.Zero));
+        var start = time.GetUtcNow();
+        int sends = 0;
+        var transports = new List<ScriptedTransport>();
+        var previous = JournalSnapshot.Load(JournalFile);
+        using var journal = CampaignJournal.Open(JournalFile, time);
+        journal.WriteDefinition(Definition);
+        var throttled = new MailDeliveryException(new Failure(FailureKind.Transient, FailureReason.Throttled, "429 Too Many Requests") { StatusCode = 429, RetryAfter = TimeSpan.FromSeconds(30) });
+        var attemptTimes = new List<DateTimeOffset>();
+        var runner = new CampaignRunner(Definition, journal, previous, _ => new OnTheWire(time, TimeSpan.FromSeconds(2), () =>
+        {
+            lock (attemptTimes) attemptTimes.Add(time.GetUtcNow());
+            return Interlocked.Increment(ref sends) == 3 ? throttled : null;
+        }), new CampaignOptions { Pacing = PacingOptions.None, Concurrency = 3, Courier = new CourierOptions { Retry = new RetryOptions { MaxRetries = 3 } } },
+            new ClockProbe(time, _ => true), time, new Random(1), null, null);
+        runner.Start("test");
+        var feeding = Task.Run(async () =>
+        {
+            // One row at a time, so that each connection takes its own while the others are on the wire.
+            for (int i = 1; i <= 12; i++) { await runner.SubmitAsync(Row($"t{i}@example.com"), i, default); await Task.Delay(3); }
+            runner.InputComplete(12);
+            return await runner.CompleteAsync();
+        });
+        var giveUp = DateTime.UtcNow.AddSeconds(60);
+        while (!feeding.IsCompleted && DateTime.UtcNow < giveUp) { time.Advance(TimeSpan.FromSeconds(1)); await Task.Delay(1); }
+        var summary = await feeding.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(12, summary.Sent);
+        List<DateTimeOffset> attempts;
+        lock (attemptTimes) attempts = attemptTimes.ToList(); // in the order they were made
+        Assert.Equal(13, attempts.Count);                  // twelve messages, one of them twice
+        var told = attempts[2];                            // the third send was answered 429, Retry-After 30 s
+        // The 429 came back 2 s after that send started (each takes 2 s on the wire). From then until the 30 s were over,
+        // no connection started a send; without the hold the other two go on sending every 2 s.
+        var answered = told + TimeSpan.FromSeconds(2);
+        Assert.Equal(0, attempts.Count(a => a > answered && a < answered + TimeSpan.FromSeconds(30)));
+        Assert.True(attempts.Last() >= answered + TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>A transport whose sends take a while on the fake clock, so that connections overlap as real ones do.</summary>
+    private sealed class OnTheWire : IMailTransport
+    {
+        private readonly TimeProvider _time;
+        private readonly TimeSpan _takes;
+        private readonly Func<Exception?> _outcome;
+        public OnTheWire(TimeProvider time, TimeSpan takes, Func<Exception?> outcome) { _time = time; _takes = takes; _outcome = outcome; }
+        public string Description => "on the wire";
+        public Endpoint Endpoint { get; } = new("127.0.0.1", 2525);
+        public TimeSpan Timeout => TimeSpan.FromSeconds(30);
+        public async Task<Receipt> SendAsync(MimeKit.MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken)
+        {
+            var error = _outcome();
+            await _time.Delay(_takes, cancellationToken);
+            if (error != null) throw error;
+            return new Receipt(message.MessageId ?? "", "250 OK");
+        }
+        public Task CloseAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public void Dispose() { }
+    }
+
+    [Fact]
     public void The_recipient_quota_frees_as_its_oldest_sends_leave_the_window()
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero));

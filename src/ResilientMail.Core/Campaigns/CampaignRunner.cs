@@ -347,6 +347,32 @@ namespace ResilientMail.Core.Campaigns
             catch (Exception) { /* a journal that cannot be written leaves the intent: read back as the boot rule says */ }
         }
 
+        // A provider that says "too many requests, come back in N s" (429 with Retry-After) means the account, not the
+        // message: every worker holds until then, not only the one that was told.
+        private long _holdUntilTicks;
+
+        private void ThrottleAware(DeliveryEvent e)
+        {
+            if (e.Kind == DeliveryEventKind.Retry && e.Reason == FailureReason.Throttled && e.Limit is TimeSpan wait && wait > TimeSpan.Zero)
+            {
+                long until = (_time.GetUtcNow() + wait).UtcTicks;
+                for (long seen = Interlocked.Read(ref _holdUntilTicks); until > seen; seen = Interlocked.Read(ref _holdUntilTicks))
+                    if (Interlocked.CompareExchange(ref _holdUntilTicks, until, seen) == seen) break;
+            }
+            _events?.Invoke(e);
+        }
+
+        /// <summary>Waits out a provider's hold on the whole account (see <see cref="ThrottleAware"/>).</summary>
+        private async Task HoldAsync(CancellationToken cancellationToken)
+        {
+            while (true)
+            {
+                var left = new DateTimeOffset(Interlocked.Read(ref _holdUntilTicks), TimeSpan.Zero) - _time.GetUtcNow();
+                if (left <= TimeSpan.Zero) return;
+                await _time.Delay(left, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         // One gate for every connection: one outage is one wait, one warning and one "back", however many workers see it.
         private ConnectivityGate? _gate;
         private readonly object _gateLock = new object();
@@ -356,7 +382,7 @@ namespace ResilientMail.Core.Campaigns
         {
             lock (_gateLock)
             {
-                var courier = new Courier(_transports(_events), options, _probe, _time, _random, _events, _gate);
+                var courier = new Courier(_transports(_events), options, _probe, _time, _random, ThrottleAware, _gate);
                 _gate ??= courier.Gate;
                 return courier;
             }
@@ -403,6 +429,7 @@ namespace ResilientMail.Core.Campaigns
                         await _turn.WaitAsync(waits.Token).ConfigureAwait(false);
                         try
                         {
+                            await HoldAsync(waits.Token).ConfigureAwait(false);
                             if (_limiter != null) permit = await _limiter.WaitAsync(waits.Token).ConfigureAwait(false);
                             await _pacer.WaitTurnAsync(waits.Token).ConfigureAwait(false);
                         }

@@ -52,7 +52,9 @@ namespace ResilientMail.Core.Campaigns
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
             {
-                return (null, $"The account's sending quota could not be read from {transport.Description} ({ex.Message}); the campaign goes on without it.");
+                var why = (ex as Resilience.MailDeliveryException)?.Failure.ServerReply ?? ex.Message;
+                return (null, $"The account's sending quota could not be read from {transport.Description} ({why}); the campaign goes on at the pace it was given. " +
+                              "Allow the identity to read it (Amazon SES: ses:GetAccount), or give the pace and the daily cap yourself.");
             }
         }
 

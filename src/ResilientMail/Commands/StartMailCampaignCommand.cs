@@ -306,7 +306,7 @@ namespace ResilientMail.Commands
             if (_dryRun) return null;
             using var open = transport.Open(null);
             var (quota, problem) = Await(token => ProviderLimits.ReadQuotaAsync(open, token));
-            if (problem != null) Streams.Warn(this, problem);
+            if (problem != null) Streams.Warn(this, problem + " (-RateLimit, -MaxRecipientsPerDay)");
             else if (quota != null) Streams.Verbose(this, $"Pace and daily cap from {quota.Source}.");
             return quota;
         }
