@@ -23,6 +23,8 @@ namespace ResilientMail.TestServers
         {
             string? record = null, ehlo = null, auth = null;
             Uri? oauthCheck = null;
+            int maxConnections = 0; // > 0: a connection over this many open at once gets 421 at its greeting (Postfix's smtpd_client_connection_count_limit)
+            ScriptedSmtpServer? self = null;
             int port = 0;
             var rules = new List<Rule>();
             for (int i = 1; i + 1 < args.Length; i += 2)
@@ -33,6 +35,7 @@ namespace ResilientMail.TestServers
                     case "--ehlo": ehlo = args[i + 1]; break;
                     case "--auth": auth = args[i + 1]; break;
                     case "--oauth-check": oauthCheck = new Uri(args[i + 1]); break;
+                    case "--max-connections": maxConnections = int.Parse(args[i + 1]); break;
                     case "--port": port = int.Parse(args[i + 1]); break;
                     case "--rule":
                         var parts = args[i + 1].Split('|');
@@ -49,6 +52,8 @@ namespace ResilientMail.TestServers
 
             Reaction Script(Step step)
             {
+                if (step.Phase == Phase.Greeting && maxConnections > 0 && self != null && self.Open > maxConnections)
+                    return Reaction.Say("421 4.7.0 scripted Error: too many connections from 127.0.0.1");
                 lock (gate)
                 {
                     foreach (var r in rules)
@@ -61,7 +66,7 @@ namespace ResilientMail.TestServers
                 return step.Phase == Phase.Ehlo ? Reaction.Say(ehloReply) : Reaction.Default;
             }
 
-            await using var server = new ScriptedSmtpServer(Script, auth: auth);
+            await using var server = self = new ScriptedSmtpServer(Script, auth: auth);
             if (oauthCheck != null)
             {
                 if (!oauthCheck.IsLoopback) { Console.Error.WriteLine("--oauth-check must be a loopback address"); return 2; }
