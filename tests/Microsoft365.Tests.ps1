@@ -102,7 +102,7 @@ Invoke-RestMethod -Method Post -Uri "`${base}_fake/expire-tokens" -SkipCertifica
 (Send-ResilientMail -Transport `$t -From reports@contoso.com -To two@example.com -Subject r2 -Body b -NoDelay).Status
 Invoke-RestMethod -Method Post -Uri "`${base}_fake/faults" -SkipCertificateCheck -ContentType application/json -Body '[{"path":"sendMail","status":429,"headers":{"Retry-After":"1"},"body":"{\"error\":{\"code\":\"ApplicationThrottled\",\"message\":\"MailboxConcurrency\"}}"}]' | Out-Null
 `$r = Send-ResilientMail -Transport `$t -From reports@contoso.com -To three@example.com -Subject r3 -Body b -NoDelay -Verbose 4>&1 | ForEach-Object { if (`$_ -is [Management.Automation.VerboseRecord]) { "V: `$(`$_.Message)" } else { `$_ } }
-`$r | Where-Object { `$_ -is [string] -and `$_ -match 'Retry|wait' } | Select-Object -First 1
+`$r | Where-Object { `$_ -is [string] -and `$_ -match 'Retry|wait|Sending through' }
 (`$r | Where-Object { `$_ -isnot [string] }).Status
 Invoke-RestMethod -Method Post -Uri "`${base}_fake/faults" -SkipCertificateCheck -ContentType application/json -Body '[{"path":"sendMail","abort":true}]' | Out-Null
 `$lost = Send-ResilientMail -Transport `$t -From reports@contoso.com -To five@example.com -Subject r5 -Body b -NoDelay -ErrorAction SilentlyContinue
@@ -116,6 +116,7 @@ Invoke-RestMethod -Method Post -Uri "`${base}_fake/faults" -SkipCertificateCheck
         ($after.'token-secret' - [int]$before.'token-secret') | Should -Be 2   # the first, and one renewal after the 401
         ($after.'graph-401-expired' - [int]$before.'graph-401-expired') | Should -Be 1
         ($out -join "`n") | Should -Match 'V: .*(1 s|Retry-After)'
+        ($out -join "`n") | Should -Match "V: Sending through Microsoft Graph .*at most 30 per 60 s \(the provider's limit\)"
         $out[-1] | Should -Match '^Failed\|RecipientRejected'
         $out | Should -Contain 'lost=Uncertain attempts=1'   # the whole request was sent, the answer lost: not sent again
     }

@@ -217,4 +217,21 @@ public class GraphAndTokenTests
         var own = ProviderLimits.Apply(ses, 1, new RateLimit(5, TimeSpan.FromSeconds(1)), 0, quota);
         Assert.Equal((new RateLimit(5, TimeSpan.FromSeconds(1)), (int?)null, false), (own.Rate, own.RecipientsPerDay, own.RateFromProvider));
     }
+
+    [Fact]
+    public async Task A_provider_rate_paces_single_sends_too()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 9, 0, 0, TimeSpan.Zero));
+        var transport = new ScriptedTransport(time, _ => null);
+        using var courier = new Delivery.Courier(transport, new Delivery.CourierOptions { Pacing = PacingOptions.None, RateLimit = new RateLimit(2, TimeSpan.FromMinutes(1)) },
+            new ClockProbe(time, _ => true), time, new Random(1), null);
+        var start = time.GetUtcNow();
+        var three = Task.Run(async () => { for (int i = 0; i < 3; i++) await courier.DeliverAsync(Clock.Message($"p{i}@example.com"), default); });
+        var giveUp = DateTime.UtcNow.AddSeconds(30);
+        while (!three.IsCompleted && DateTime.UtcNow < giveUp) { time.Advance(TimeSpan.FromSeconds(1)); await Task.Delay(1); }
+        await three.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(3, transport.AttemptTimes.Count);
+        Assert.True(transport.AttemptTimes[1] - start < TimeSpan.FromMinutes(1));
+        Assert.True(transport.AttemptTimes[2] - start >= TimeSpan.FromMinutes(1)); // the third waits for the window
+    }
 }

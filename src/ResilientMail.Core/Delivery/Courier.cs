@@ -48,6 +48,8 @@ namespace ResilientMail.Core.Delivery
         /// spending its retries on a connection the server will not give. Null or false: retried as usual.
         /// </summary>
         public Func<bool>? YieldRefusedConnection { get; init; }
+        /// <summary>At most this many messages per window (a provider's limit, such as Microsoft 365's 30 a minute); null: none.</summary>
+        public RateLimit? RateLimit { get; init; }
     }
 
     /// <summary>The server refused this courier's connection; the message was not tried and belongs to another connection.</summary>
@@ -72,6 +74,7 @@ namespace ResilientMail.Core.Delivery
         private readonly ResiliencePipeline _timeout;
         private readonly DeliveryEventSink? _chatter;
         private readonly string _attemptsText;
+        private readonly SlidingWindowLimiter? _limiter;
 
         /// <summary>On the system clock. (The cmdlets use this one: no third-party type crosses into the cmdlet assembly.)</summary>
         public Courier(IMailTransport transport, CourierOptions options, IConnectivityProbe probe, DeliveryEventSink? events)
@@ -94,6 +97,7 @@ namespace ResilientMail.Core.Delivery
                 : transport.Endpoint != null ? new[] { transport.Endpoint } : new Endpoint[0];
             Gate = gate ?? (targets.Count > 0 ? new ConnectivityGate(probe, targets, _options.Connectivity, time, events) : null);
             Pacer = new Pacer(_options.Pacing, time, random, events);
+            if (_options.RateLimit != null) _limiter = new SlidingWindowLimiter(_options.RateLimit, time, events);
             _retry = BuildRetry();
             _timeout = new ResiliencePipelineBuilder { TimeProvider = time }.AddTimeout(transport.Timeout).Build();
         }
@@ -112,6 +116,7 @@ namespace ResilientMail.Core.Delivery
         private async Task<DeliveryResult> DeliverAsync(MimeMessage message, string recipients, CancellationToken cancellationToken)
         {
             await Pacer.WaitTurnAsync(cancellationToken).ConfigureAwait(false);
+            if (_limiter != null) (await _limiter.WaitAsync(cancellationToken).ConfigureAwait(false)).Started();
             long started = _time.GetTimestamp();
             var fates = new RecipientFates(message);
             int attempts = 0;

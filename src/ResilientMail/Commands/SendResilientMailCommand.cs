@@ -161,8 +161,11 @@ namespace ResilientMail.Commands
             CheckFixedParts();
             _status = new StatusReporter(this, "Send-ResilientMail");
             var sink = EventSink(_status);
+            // The provider's own pace (Microsoft 365: 30 a minute per mailbox) holds here too, pacing gaps or not.
+            options = options with { RateLimit = transport.Description.ProviderRate };
             _courier = new Courier(transport.Open(sink), options, new TcpProbe(), sink);
             var start = $"Sending through {_courier.Transport.Description}; retries {options.Retry.MaxRetries}, timeout {transport.Timeout.TotalSeconds:0.#} s, " +
+                        (options.RateLimit != null ? $"at most {options.RateLimit} (the provider's limit), " : "") +
                         (options.Pacing.IsOff ? "no pacing." : $"gap {options.Pacing.MinGap.TotalSeconds:0.#}-{options.Pacing.MaxGap.TotalSeconds:0.#} s, pause {options.Pacing.BatchPause.TotalSeconds:0} s every {options.Pacing.BatchSize}.");
             OpenLog(start);
             Streams.Verbose(this, start);
