@@ -308,18 +308,22 @@ Describe 'HTTP providers' {
 }
 
 Describe 'Connection limits cost no message' {
-    It 'settles at the connections the server gives, with one warning, and sends every row once' {
+    It 'sends every row once and fails none when the server gives fewer connections than -Concurrency asks, with at most one warning' {
         $s = Start-ScriptedSmtp -MaxConnections 2
         $servers.Add($s)
         $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $s.Port
-        $out = 1..30 | ForEach-Object { [pscustomobject]@{ Email = "cl$_@example.com" } } |
+        $out = 1..120 | ForEach-Object { [pscustomobject]@{ Email = "cl$_@example.com" } } |
             Start-MailCampaign -Name 'connlimit' -Transport $t -From it@example.com -Subject s -Body b -NoDelay -Concurrency 4 -WarningVariable warned -WarningAction SilentlyContinue
         $info = $out | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }
         $info.State | Should -Be 'Completed'
-        $info.Sent | Should -Be 30
+        $info.Sent | Should -Be 120
         $info.Failed | Should -Be 0
         @($out | Where-Object { $_ -isnot [ResilientMail.MailCampaignInfo] -and $_.Attempts -gt 1 }).Count | Should -Be 0
-        @($warned | Where-Object { "$_" -match 'refused a new connection.*Sending with \d connections? instead of 4' }).Count | Should -Be 1
-        @(Get-ScriptedSmtpRecord $s -Messages).Count | Should -Be 30
+        # Whether the third and fourth connections were asked for while two were open depends on how the rows fell to
+        # the workers; when they were, one warning says so (the xunit test makes it certain).
+        $said = @($warned | Where-Object { "$_" -match 'refused a new connection' })
+        $said.Count | Should -BeLessOrEqual 1
+        if ($said) { "$($said[0])" | Should -Match 'Sending with \d connections? instead of 4' }
+        @(Get-ScriptedSmtpRecord $s -Messages).Count | Should -Be 120
     }
 }
