@@ -130,12 +130,16 @@ Try-It { Send-ResilientMail -Transport `$t -From blocked@contoso.com -To a@examp
 Try-It { Send-ResilientMail -Transport `$wrong -From reports@contoso.com -To a@example.com -Subject s -Body b -NoDelay -ErrorAction Stop }
 `$bad = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph @app -ClientSecret (ConvertTo-SecureString 'the-secret-id-not-its-value' -AsPlainText -Force)
 Try-It { Send-ResilientMail -Transport `$bad -From reports@contoso.com -To a@example.com -Subject s -Body b -NoDelay -ErrorAction Stop }
+Invoke-RestMethod -Method Post -Uri "`${base}_fake/faults" -SkipCertificateCheck -ContentType application/json -Body '[{"path":"/oauth2/v2.0/token","status":400,"body":"{\"error\":\"invalid_grant\",\"error_description\":\"AADSTS65001: The user or administrator has not consented to use the application with ID 0f1e. Send an interactive authorization request for this user and resource.\",\"error_codes\":[65001]}"}]' | Out-Null
+`$unconsented = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph @app -ClientSecret `$secret
+Try-It { Send-ResilientMail -Transport `$unconsented -From reports@contoso.com -To a@example.com -Subject s -Body b -NoDelay -ErrorAction Stop }
 "@
         $lines = @($out | Where-Object { $_ -match '\|' })
         $lines[0] | Should -Match 'AuthenticationFailed'
         $lines[0] | Should -Match 'application access policy.*Test-ApplicationAccessPolicy'
         $lines[1] | Should -Match "tenant 'fabrikam.onmicrosoft.com' was not found.*AADSTS90002"
         $lines[2] | Should -Match "secret's ID was given instead of its Value.*AADSTS7000215"
+        $lines[3] | Should -Match 'has not been granted consent: an administrator must grant admin consent.*Mail.Send.*AADSTS65001'
         ($out -join "`n") | Should -Not -Match 'the-secret-id-not-its-value'
         ($out -join "`n") | Should -Match 'about_ResilientMail'
     }
@@ -269,6 +273,15 @@ try { Send-ResilientMail -Transport `$given -From ops@example.com -To x4@example
             $e.Exception.Message | Should -Match 'switched off Basic authentication.*Microsoft Graph.*-Graph -Mailbox'
             @(Get-ScriptedSmtpRecord $off -Commands | Where-Object { $_ -like 'AUTH*' }).Count | Should -Be 1
         } finally { $off.Process.Kill($true) }
+        # Exchange Online's other answer, at MAIL FROM after an accepted sign-in.
+        $submission = Start-ScriptedSmtp -Auth 'PLAIN LOGIN' -Rule 'Mail||550 5.7.30 Basic authentication is not supported for Client Submission.|0'
+        try {
+            $e = $null
+            try { Send-ResilientMail -SmtpServer 127.0.0.1 -Port $submission.Port -Credential (New-TestCredential 'ops@contoso.com' 'Pa55w0rd!') -From ops@contoso.com -To a@example.com -Subject s -Body b -NoDelay -ErrorAction Stop | Out-Null }
+            catch { $e = $_ }
+            $e.FullyQualifiedErrorId | Should -Match 'AuthenticationFailed'
+            $e.Exception.Message | Should -Match 'switched off Basic authentication.*550 5.7.30'
+        } finally { $submission.Process.Kill($true) }
     }
 }
 
