@@ -89,6 +89,7 @@ public sealed class CampaignCoreTests : IDisposable
         Assert.Equal(5, first.Sent);
         Assert.Contains("5 recipients in 24 hours", first.PauseReason);
         Assert.Contains("may resume after 2026-12-02 09:00 UTC", first.PauseReason);
+        Assert.True(first.StoppedByLimit); // an expected end: the cmdlet warns, it does not fail the job
 
         time.Advance(TimeSpan.FromHours(2)); // too early: the journal's sends still count
         CampaignSummary early;
@@ -129,7 +130,7 @@ public sealed class CampaignCoreTests : IDisposable
             first = await feeding.WaitAsync(TimeSpan.FromSeconds(10));
         }
         Assert.Equal(CampaignState.Paused, first.State);
-        Assert.True(first.StoppedAtTimeLimit);
+        Assert.True(first.StoppedByLimit);
         Assert.Contains("time limit (10m00s)", first.PauseReason);
         // At most one a minute for ten minutes (how many depends on how fast the workers keep up with the driven clock),
         // and the stop came at the limit, not before.

@@ -72,8 +72,8 @@ namespace ResilientMail.Core.Campaigns
         public TimeSpan Duration { get; init; }
         public string JournalPath { get; init; } = "";
         public string? PauseReason { get; init; }
-        /// <summary>The pause is the run-time limit: an expected end of this run, not a problem.</summary>
-        public bool StoppedAtTimeLimit { get; init; }
+        /// <summary>The pause is a limit the run was given or the provider sets (the run-time limit, the daily cap): an expected end of this run, not a problem.</summary>
+        public bool StoppedByLimit { get; init; }
         public string? LastError { get; init; }
         public bool InputComplete { get; init; }
         public long RowsRead { get; init; }
@@ -244,14 +244,13 @@ namespace ResilientMail.Core.Campaigns
         }
 
         private ITimer? _deadline;
-        private int _atTimeLimit;
+        private int _byLimit;
 
         /// <summary>No new message starts; those on the wire finish (within their timeout) and are journaled as usual.</summary>
         private void StopAtTimeLimit(TimeSpan limit)
         {
             if (IsPaused) return;
-            Volatile.Write(ref _atTimeLimit, 1);
-            Pause($"The run reached its time limit ({Describe(limit)}): the messages in flight finished and nothing else was started.", null);
+            Pause($"The run reached its time limit ({Describe(limit)}): the messages in flight finished and nothing else was started.", null, byLimit: true);
             _queue?.Writer.TryComplete(); // wakes a submitter waiting for room: it sees the pause
         }
 
@@ -330,12 +329,15 @@ namespace ResilientMail.Core.Campaigns
             if (reason != null) throw new CampaignPausedException(reason, _pauseFailure);
         }
 
-        private void Pause(string reason, Failure? failure)
+        /// <summary>True when this call paused the run (the first reason wins).</summary>
+        private bool Pause(string reason, Failure? failure, bool byLimit = false)
         {
-            if (Interlocked.CompareExchange(ref _pauseReason, reason, null) != null) return;
+            if (Interlocked.CompareExchange(ref _pauseReason, reason, null) != null) return false;
+            if (byLimit) Volatile.Write(ref _byLimit, 1);
             _pauseFailure = failure;
             _journal.Run(RecordKind.Paused, reason);
             _paused.Cancel(); // ends the workers' waits for their turn, the rate limit and the pacing gap
+            return true;
         }
 
         private readonly CancellationTokenSource _paused = new CancellationTokenSource();
@@ -443,7 +445,7 @@ namespace ResilientMail.Core.Campaigns
                     if (_quota != null && !_quota.TryTake(Recipients(item.Message), out var fitsAt))
                     {
                         Pause($"The provider's daily limit is reached: {_quota.PerDay:N0} recipients in 24 hours for this sender. " +
-                              $"The campaign may resume after {fitsAt.ToUniversalTime():yyyy-MM-dd HH:mm} UTC.", null);
+                              $"The campaign may resume after {fitsAt.ToUniversalTime():yyyy-MM-dd HH:mm} UTC.", null, byLimit: true);
                         Release(item);
                         continue;
                     }
@@ -668,7 +670,7 @@ namespace ResilientMail.Core.Campaigns
                 Duration = _time.GetElapsedTime(_started),
                 JournalPath = _journal.Path,
                 PauseReason = _pauseReason,
-                StoppedAtTimeLimit = Volatile.Read(ref _atTimeLimit) == 1,
+                StoppedByLimit = Volatile.Read(ref _byLimit) == 1,
                 LastError = _lastError ?? _previous.LastError,
             };
     }

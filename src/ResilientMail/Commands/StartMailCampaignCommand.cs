@@ -121,7 +121,7 @@ namespace ResilientMail.Commands
 
         protected override void ProcessRecord()
         {
-            if (InputObject == null || _declined) return;
+            if (InputObject == null || _declined || _finished) return; // after a pause at a limit, rows are not taken: the resume reads them again
             _received = true;
             Submit(Rows.Of(InputObject));
         }
@@ -162,7 +162,7 @@ namespace ResilientMail.Commands
             Log?.End($"Campaign '{Name}' {info.State}: sent {info.Sent}, failed {info.Failed}, uncertain {info.Uncertain}, not yet sent {info.Remaining}.");
             WriteObject(info);
             foreach (var warning in CampaignInfo.Warnings(info, JournalPath, _transport?.NeedsCallerSecret == true)) Streams.Warn(this, warning);
-            if (summary.State == CampaignState.Paused && summary.StoppedAtTimeLimit) Streams.Warn(this, PauseText(summary.PauseReason ?? "", info).Message); // an expected end: no error
+            if (summary.State == CampaignState.Paused && summary.StoppedByLimit) Streams.Warn(this, PauseText(summary.PauseReason ?? "", info).Message); // an expected end: no error
             else if (summary.State == CampaignState.Paused) Paused(pausedBecause ?? Errors.Explain(summary.PauseReason ?? "paused", _runner!.PauseFailure), info);
         }
 
