@@ -93,6 +93,24 @@ foreach (`$k in `$ways.Keys) {
         (Invoke-CloudControl $cloud stats).drafts | Should -Be 0
     }
 
+    It 'deletes the draft after a failed upload, and the retry delivers the message once, whole' {
+        $before = Get-Stats
+        Invoke-CloudControl $cloud faults @{ path = '/upload/'; status = 503; body = '{"error":{"code":"serviceNotAvailable","message":"try later"}}'; times = 1 } | Out-Null
+        $out = Invoke-Cloud @"
+`$t = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph -ManagedIdentity
+`$r = Send-ResilientMail -Transport `$t -From reports@contoso.com -To retry-big@example.com -Subject 'big again' -Body 'b' -Attachments '$attachment' -NoDelay -RetryBaseDelay 0.1
+"`$(`$r.Status) `$(`$r.Attempts)"
+"@
+        $after = Get-Stats
+        $out | Should -Contain 'Sent 2'
+        ($after.'draft-deleted' - [int]$before.'draft-deleted') | Should -Be 1     # the first attempt's draft, after its upload failed
+        (Invoke-CloudControl $cloud stats).drafts | Should -Be 0
+        $m = @(Get-Sent | Where-Object Subject -eq 'big again')
+        $m.Count | Should -Be 1
+        $ms = [IO.MemoryStream]::new(); @($m[0].Attachments)[0].Content.DecodeTo($ms)
+        [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData($ms.ToArray())) | Should -Be (Get-FileHash $attachment -Algorithm SHA256).Hash
+    }
+
     It 'renews an expired token once on 401, waits for Retry-After on 429, fails a refused recipient alone' {
         $before = Get-Stats
         $out = Invoke-Cloud @"
