@@ -344,3 +344,25 @@ $load
         @($out | Where-Object { $_ -match '^Microsoft.Identity.Client v4\.(\d+) default=False' -and [int]$Matches[1] -gt 55 }).Count | Should -Be 1
     }
 }
+
+Describe 'New-MailTransport''s token parameters' {
+    It 'says which combinations cannot work, naming the parameters' {
+        $s = ConvertTo-SecureString 'x-not-a-real-secret' -AsPlainText -Force
+        { New-MailTransport -Graph -Mailbox reports@contoso.com } | Should -Throw '*-ManagedIdentity, or -TenantId and -ClientId*'
+        { New-MailTransport -Graph -Mailbox reports@contoso.com -ManagedIdentity -TenantId t -ClientId c -ClientSecret $s } | Should -Throw '*one way of getting tokens*'
+        { New-MailTransport -Graph -Mailbox reports@contoso.com -ClientSecret $s } | Should -Throw '*tenant*(-TenantId)*'
+        { New-MailTransport -SmtpServer smtp.office365.com -UseStartTls -UserName r@contoso.com -OAuthToken $s -TenantId t -ClientId c -ClientSecret $s } | Should -Throw '*cannot be used together*'
+        { New-MailTransport -SmtpServer smtp.office365.com -UseStartTls -TenantId t -ClientId c -ClientSecret $s } | Should -Throw '*-UserName*'
+        { New-MailTransport -Graph -Mailbox reports@contoso.com -TenantId t -ClientId c -CertificateThumbprint 00112233445566778899AABBCCDDEEFF00112233 } | Should -Throw '*No certificate with thumbprint*'
+        { New-MailTransport -SmtpServer smtp.gmail.com -UseStartTls -UserName ops@example.com -GoogleServiceAccountKeyPath (Join-Path $TestDrive 'missing.json') } | Should -Throw '*does not exist*'
+    }
+
+    It 'shows where tokens come from, never a secret' {
+        $s = ConvertTo-SecureString 'x-not-a-real-secret-42' -AsPlainText -Force
+        $t = New-MailTransport -Graph -Mailbox reports@contoso.com -TenantId contoso.onmicrosoft.com -ClientId 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 -ClientSecret $s
+        $t.Kind | Should -Be 'Graph'
+        $t.RenewsTokens | Should -BeTrue
+        $t.TokensFrom | Should -Match 'Microsoft Entra app 0f1e2d3c.* with a client secret'
+        foreach ($text in @(($t | Format-List * | Out-String), ($t | Format-Table | Out-String), ($t | ConvertTo-Json -Depth 5), "$t")) { $text | Should -Not -Match 'x-not-a-real-secret-42' }
+    }
+}

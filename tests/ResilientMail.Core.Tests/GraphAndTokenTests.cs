@@ -199,6 +199,8 @@ public class GraphAndTokenTests
     {
         var down = TokenFailures.FromEntra(new Azure.Identity.AuthenticationFailedException("failed", new HttpRequestException("Connection refused", new System.Net.Sockets.SocketException(111))), App, "s");
         Assert.Equal((FailureKind.Transient, FailureReason.Network), (down.Kind, down.Reason));
+        var slow = TokenFailures.FromEntra(new Azure.Identity.AuthenticationFailedException("failed", new TaskCanceledException("The request was canceled due to the configured HttpClient.Timeout")), App, "s");
+        Assert.Equal((FailureKind.Transient, FailureReason.Timeout), (slow.Kind, slow.Reason));
         var none = TokenFailures.FromEntra(new Azure.Identity.CredentialUnavailableException("ManagedIdentityCredential authentication unavailable."), App with { Kind = TokenKind.ManagedIdentity }, "s");
         Assert.True(none.StopsRun);
         Assert.Contains("Automation account", none.Message);

@@ -82,6 +82,9 @@ namespace ResilientMail.Core.Identity
 
         private static Failure? Network(Exception error)
         {
+            // The library's own network timeout (the caller's cancellation never reaches here): a slow identity endpoint.
+            if (Find<OperationCanceledException>(error) is OperationCanceledException)
+                return new Failure(FailureKind.Transient, FailureReason.Timeout, "the token request timed out");
             if (Find<SocketException>(error) is SocketException socket)
                 return new Failure(FailureKind.Transient, FailureReason.Network, $"{socket.Message} ({socket.SocketErrorCode})");
             if (Find<System.Security.Authentication.AuthenticationException>(error) is Exception tls)

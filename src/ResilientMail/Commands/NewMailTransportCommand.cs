@@ -174,7 +174,9 @@ namespace ResilientMail.Commands
                         return;
                     default:
                         var tokens = Tokens();
-                        bool obtained = tokens.Any && OAuthToken == null;
+                        if (tokens.Any && (OAuthToken != null || OAuthCredential != null))
+                            throw new ArgumentException("A token of your own (-OAuthToken, -OAuthCredential) and the parameters that get tokens (-TenantId, -ClientId, -ClientSecret, a certificate, -ManagedIdentity, -GoogleServiceAccountKeyPath) cannot be used together.");
+                        bool obtained = tokens.Any;
                         var smtp = SmtpParameters.Transport(this, SmtpServer, Port, UseSsl, UseStartTls, SecureSocketOptions, Credential,
                             OAuthCredential, UserName, obtained ? null : OAuthToken, SkipCertificateCheck, SkipRevocationCheck, Timeout, DeliveryNotificationOption, errorId: "InvalidTransport");
                         if (obtained)
