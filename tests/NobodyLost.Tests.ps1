@@ -327,3 +327,23 @@ Describe 'Connection limits cost no message' {
         @(Get-ScriptedSmtpRecord $s -Messages).Count | Should -Be 120
     }
 }
+
+Describe 'Deferral, not failure' {
+    It 'sets a greylisted recipient aside while the rest goes on, and delivers it on the longer schedule' {
+        $s = New-Smtp -Rule 'Rcpt|grey@example.com|451 4.7.1 Greylisted, please try again later|4'
+        $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $s.Port
+        $rows = @([pscustomobject]@{ Email = 'grey@example.com' }) + @(1..5 | ForEach-Object { [pscustomobject]@{ Email = "fine$_@example.com" } })
+        $verbose = @()
+        $out = $rows | Start-MailCampaign -Name 'greylisted' -Transport $t -From it@example.com -Subject s -Body b -NoDelay -RetryBaseDelay 0.05 -RetryMaxDelay 0.2 `
+            -DeferralInterval 1 -Verbose 4>&1 | ForEach-Object { if ($_ -is [System.Management.Automation.VerboseRecord]) { $verbose += $_.Message } else { $_ } }
+        $info = $out | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }
+        $info.State | Should -Be 'Completed'
+        $info.Sent | Should -Be 6
+        $info.Failed | Should -Be 0
+        ($verbose -join "`n") | Should -Match 'Deferred grey@example.com after 4 attempts'
+        $delivered = @(Get-ScriptedSmtpRecord $s -Messages)
+        $delivered.Count | Should -Be 6
+        # The five others were delivered before the greylisted one came due again.
+        ($delivered[-1] | Out-String) | Should -Match 'grey@example.com'
+    }
+}

@@ -43,7 +43,9 @@ public sealed class CampaignCoreTests : IDisposable
         if (previous.Definition == null) run.Journal.WriteDefinition(definition ?? Definition);
         int sends = 0;
         var opts = options ?? new CampaignOptions();
-        opts = opts with { Pacing = PacingOptions.None, Courier = opts.Courier with { Retry = new RetryOptions { MaxRetries = 0 } } };
+        // Deferral only where a test asks for it: the others report a transient failure at once, as they were written for.
+        opts = opts with { Pacing = PacingOptions.None, Courier = opts.Courier with { Retry = new RetryOptions { MaxRetries = 0 } },
+                           Deferral = ReferenceEquals(opts.Deferral, DeferralOptions.Default) ? DeferralOptions.None : opts.Deferral };
         run.Runner = new CampaignRunner(previous.Definition ?? definition ?? Definition, run.Journal, previous, _ =>
         {
             var t = new ScriptedTransport(time, _ => (outcome ?? (_ => null))(Interlocked.Increment(ref sends)));
@@ -220,6 +222,102 @@ public sealed class CampaignCoreTests : IDisposable
         var answered = told + TimeSpan.FromSeconds(2);
         Assert.Equal(0, attempts.Count(a => a > answered && a < answered + TimeSpan.FromSeconds(30)));
         Assert.True(attempts.Last() >= answered + TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>Greylisting: a recipient's first delivery attempts are deferred (451 4.7.1) until a minute after the first one.</summary>
+    private sealed class Greylisting : IMailTransport
+    {
+        private readonly TimeProvider _time;
+        private readonly Dictionary<string, DateTimeOffset> _firstSeen;
+        public readonly List<(string To, DateTimeOffset At, bool Taken)> Log;
+        public Greylisting(TimeProvider time, Dictionary<string, DateTimeOffset> firstSeen, List<(string, DateTimeOffset, bool)> log) { _time = time; _firstSeen = firstSeen; Log = log; }
+        public string Description => "greylisting";
+        public Endpoint Endpoint { get; } = new("127.0.0.1", 2525);
+        public TimeSpan Timeout => TimeSpan.FromSeconds(30);
+        public Task<Receipt> SendAsync(MimeKit.MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken)
+        {
+            var to = message.To.Mailboxes.First().Address;
+            var now = _time.GetUtcNow();
+            bool taken;
+            lock (_firstSeen)
+            {
+                if (!_firstSeen.TryGetValue(to, out var first)) _firstSeen[to] = first = now;
+                taken = !to.StartsWith("grey") || now >= first + TimeSpan.FromSeconds(60);
+                Log.Add((to, now, taken));
+            }
+            if (!taken) throw new MailDeliveryException(new Failure(FailureKind.Transient, FailureReason.ServerBusy, "451 4.7.1 Greylisted, try again later") { ServerReply = "451 4.7.1 Greylisted" });
+            return Task.FromResult(new Receipt(message.MessageId ?? "", "250 OK"));
+        }
+        public Task CloseAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public void Dispose() { }
+    }
+
+    [Fact]
+    public async Task A_greylisted_message_is_deferred_while_the_rest_goes_on_and_is_delivered_once_the_server_allows()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 9, 0, 0, TimeSpan.Zero));
+        var start = time.GetUtcNow();
+        var firstSeen = new Dictionary<string, DateTimeOffset>();
+        var log = new List<(string To, DateTimeOffset At, bool Taken)>();
+        var previous = JournalSnapshot.Load(JournalFile);
+        using var journal = CampaignJournal.Open(JournalFile, time);
+        journal.WriteDefinition(Definition);
+        var outcomes = new List<CampaignOutcome>();
+        var runner = new CampaignRunner(Definition, journal, previous, _ => new Greylisting(time, firstSeen, log),
+            new CampaignOptions { Pacing = PacingOptions.None, Courier = new CourierOptions { Retry = new RetryOptions { MaxRetries = 3 } }, Deferral = DeferralOptions.Default },
+            new ClockProbe(time, _ => true), time, new Random(1), null, o => { lock (outcomes) outcomes.Add(o); });
+        runner.Start("test");
+        var feeding = Task.Run(async () =>
+        {
+            await runner.SubmitAsync(Row("grey@example.com"), 1, default);
+            for (int i = 2; i <= 6; i++) await runner.SubmitAsync(Row($"ok{i}@example.com"), i, default);
+            runner.InputComplete(6);
+            return await runner.CompleteAsync();
+        });
+        var giveUp = DateTime.UtcNow.AddSeconds(60);
+        while (!feeding.IsCompleted && DateTime.UtcNow < giveUp) { time.Advance(TimeSpan.FromSeconds(1)); await Task.Delay(1); }
+        var summary = await feeding.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(CampaignState.Completed, summary.State);
+        Assert.Equal(6, summary.Sent);
+        Assert.Equal(0, summary.Deferred);
+        Assert.Equal(6, outcomes.Count);                                         // one outcome a row, the deferred one at its end
+        var grey = log.Where(l => l.To == "grey@example.com").ToList();
+        Assert.Equal(4, grey.Count(g => !g.Taken && g.At - start < TimeSpan.FromSeconds(10))); // the quick retries (1, 2, 4 s) failed
+        var delivered = grey.Single(g => g.Taken).At;
+        Assert.InRange(delivered - start, TimeSpan.FromSeconds(60), TimeSpan.FromMinutes(4)); // when the server allowed, on the longer schedule
+        Assert.All(log.Where(l => l.To != "grey@example.com"), l => Assert.True(l.At < delivered)); // the rest did not wait for it
+        var back = JournalSnapshot.Load(JournalFile);
+        Assert.Equal(RecipientState.Sent, back.StateOf("grey@example.com"));
+    }
+
+    [Fact]
+    public async Task A_message_still_deferred_at_the_limit_is_reported_failed_and_a_resume_sends_it()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 9, 0, 0, TimeSpan.Zero));
+        var firstSeen = new Dictionary<string, DateTimeOffset>();
+        var log = new List<(string To, DateTimeOffset At, bool Taken)>();
+        var previous = JournalSnapshot.Load(JournalFile);
+        CampaignSummary summary;
+        using (var journal = CampaignJournal.Open(JournalFile, time))
+        {
+            journal.WriteDefinition(Definition);
+            // A 30 s limit on a greylisting of 60 s: the message cannot make it in this run.
+            var runner = new CampaignRunner(Definition, journal, previous, _ => new Greylisting(time, firstSeen, log),
+                new CampaignOptions { Pacing = PacingOptions.None, Courier = new CourierOptions { Retry = new RetryOptions { MaxRetries = 0 } },
+                                      Deferral = new DeferralOptions(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30)) },
+                new ClockProbe(time, _ => true), time, new Random(1), null, null);
+            runner.Start("test");
+            var feeding = Task.Run(async () => { await runner.SubmitAsync(Row("grey@example.com"), 1, default); runner.InputComplete(1); return await runner.CompleteAsync(); });
+            var giveUp = DateTime.UtcNow.AddSeconds(60);
+            while (!feeding.IsCompleted && DateTime.UtcNow < giveUp) { time.Advance(TimeSpan.FromSeconds(1)); await Task.Delay(1); }
+            summary = await feeding.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        Assert.Equal(0, summary.Sent);
+        Assert.Equal(1, summary.Deferred);                  // failed (deferred): a resume sends it again
+        Assert.InRange(log.Count, 3, 5);                    // at 0, ~10, ~20 and at the 30 s limit
+        Assert.All(log, l => Assert.False(l.Taken));
+        Assert.Equal(RecipientState.FailedTransient, JournalSnapshot.Load(JournalFile).StateOf("grey@example.com"));
     }
 
     /// <summary>A transport whose sends take a while on the fake clock, so that connections overlap as real ones do.</summary>

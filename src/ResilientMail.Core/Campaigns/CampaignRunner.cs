@@ -43,6 +43,11 @@ namespace ResilientMail.Core.Campaigns
         /// the messages on the wire finish, and the campaign is Paused with the reason, to be resumed by the next job.
         /// </summary>
         public TimeSpan? MaxRunDuration { get; init; }
+        /// <summary>
+        /// What happens after a message's quick retries failed transiently: it is set aside and tried again later on a longer
+        /// schedule while the run goes on, as a mail server's queue does (greylisting, a per-client rate limit, a busy server).
+        /// </summary>
+        public DeferralOptions Deferral { get; init; } = DeferralOptions.Default;
         /// <summary>The provider's cap on recipients in a rolling 24 hours; reaching it pauses the campaign (null: none).</summary>
         public int? RecipientsPerDay { get; init; }
         /// <summary>Recipients the provider says the account already sent in the last 24 hours (counted as sent at the start).</summary>
@@ -57,6 +62,27 @@ namespace ResilientMail.Core.Campaigns
 
     /// <summary>Incomplete: every row the run was given is done, but the campaign's input has never been read to its end.</summary>
     public enum CampaignState { Completed, Paused, Incomplete }
+
+    /// <summary>
+    /// The later schedule of a deferred message: first after <see cref="First"/>, each wait twice the one before up to
+    /// <see cref="MaxGap"/>, with jitter; a server's "retry after" wins when longer. After <see cref="Limit"/> since the
+    /// first deferral the message is reported failed (deferred), and a resume sends it again. A zero limit: no deferral.
+    /// </summary>
+    public sealed record DeferralOptions(TimeSpan First, TimeSpan MaxGap, TimeSpan Limit)
+    {
+        public static readonly DeferralOptions Default = new DeferralOptions(TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(15), TimeSpan.FromHours(1));
+        public static readonly DeferralOptions None = new DeferralOptions(TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero);
+        public bool Enabled => Limit > TimeSpan.Zero;
+
+        /// <summary>The wait before deferred try <paramref name="n"/> (1 for the first), jittered by +-10%.</summary>
+        public TimeSpan Wait(int n, double random, TimeSpan? retryAfter)
+        {
+            double factor = Math.Pow(2, Math.Min(30, Math.Max(0, n - 1)));
+            var gap = TimeSpan.FromTicks((long)Math.Min(MaxGap.Ticks, First.Ticks * factor));
+            gap = TimeSpan.FromTicks((long)(gap.Ticks * (0.9 + 0.2 * random)));
+            return retryAfter is TimeSpan asked && asked > gap ? asked : gap;
+        }
+    }
 
     public sealed record CampaignSummary(string Name, CampaignState State)
     {
@@ -102,7 +128,41 @@ namespace ResilientMail.Core.Campaigns
     /// </summary>
     public sealed class CampaignRunner
     {
-        private sealed record WorkItem(string Key, string To, MimeMessage Message, long Row, RecipientState From);
+        private sealed record WorkItem(string Key, string To, MimeMessage Message, long Row, RecipientState From)
+        {
+            /// <summary>When the first deferral of this run happened, and how many there were.</summary>
+            public DateTimeOffset? DeferredSince { get; init; }
+            public int Deferrals { get; init; }
+        }
+
+        // Deferred messages, each with the moment it is due again.
+        private readonly List<(DateTimeOffset Due, WorkItem Item)> _later = new List<(DateTimeOffset, WorkItem)>();
+
+        private bool HasLater { get { lock (_later) return _later.Count > 0; } }
+
+        private bool TryTakeDue(out WorkItem item)
+        {
+            var now = _time.GetUtcNow();
+            lock (_later)
+            {
+                int best = -1;
+                for (int i = 0; i < _later.Count; i++)
+                    if (_later[i].Due <= now && (best < 0 || _later[i].Due < _later[best].Due)) best = i;
+                if (best >= 0) { item = _later[best].Item; _later.RemoveAt(best); return true; }
+            }
+            item = null!;
+            return false;
+        }
+
+        private TimeSpan UntilNextDue()
+        {
+            lock (_later)
+            {
+                if (_later.Count == 0) return TimeSpan.Zero;
+                var due = _later.Min(l => l.Due) - _time.GetUtcNow();
+                return due < TimeSpan.Zero ? TimeSpan.Zero : due;
+            }
+        }
 
         private readonly RecipientQuota? _quota;
         private readonly CampaignDefinition _definition;
@@ -411,13 +471,21 @@ namespace ResilientMail.Core.Campaigns
             {
                 while (true)
                 {
-                    if (declared.Count == 0 && _returned.TryDequeue(out var back))
+                    if (declared.Count == 0 && (_returned.TryDequeue(out var back) || TryTakeDue(out back)))
                         declared.Enqueue((back, _journal.IntentsAsync(new[] { (back.Key, back.To) })));
                     if (declared.Count == 0)
                     {
                         if (!await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
                         {
-                            if (!_returned.IsEmpty && !IsPaused) continue; // handed back by a refused connection: still to send
+                            if (IsPaused) break;
+                            if (!_returned.IsEmpty) continue; // handed back by a refused connection: still to send
+                            if (HasLater)
+                            {
+                                // The input is done; deferred messages are still to come due. Wait for the first of them.
+                                try { await _time.Delay(Min(UntilNextDue(), TimeSpan.FromSeconds(1)), waits.Token).ConfigureAwait(false); }
+                                catch (OperationCanceledException) when (IsPaused && !cancellationToken.IsCancellationRequested) { }
+                                continue;
+                            }
                             break;
                         }
                         Declare(reader, declared);
@@ -535,6 +603,37 @@ namespace ResilientMail.Core.Campaigns
             }
         }
 
+        private readonly ThreadLocal<bool> _deferredNow = new ThreadLocal<bool>();
+
+        /// <summary>
+        /// A transient failure after the quick retries: set aside and due again later (the journal says "deferred", so a
+        /// crash loses nothing), unless deferral is off, the failure stops the run, or the deferral limit has passed.
+        /// </summary>
+        private bool Defer(WorkItem item, Failure failure, int attempts)
+        {
+            var deferral = _options.Deferral;
+            if (!deferral.Enabled || failure.Kind != FailureKind.Transient || failure.StopsRun || IsPaused) return false;
+            var now = _time.GetUtcNow();
+            var since = item.DeferredSince ?? now;
+            if (now - since >= deferral.Limit) return false;
+            int n = item.Deferrals + 1;
+            var due = now + deferral.Wait(n, NextRandom(), failure.RetryAfter);
+            if (due > since + deferral.Limit) due = since + deferral.Limit; // one last try at the limit
+            _journal.Failed(item.Key, false, failure.Reason.ToString(), failure.Message, attempts);
+            Move(RecipientState.Sending, RecipientState.FailedTransient);
+            _lastError = failure.Message;
+            lock (_later) _later.Add((due, item with { From = RecipientState.FailedTransient, DeferredSince = since, Deferrals = n }));
+            _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Retry,
+                $"Deferred {item.To} after {attempts} attempt{(attempts == 1 ? "" : "s")} ({failure.Message}); trying again at {due.ToLocalTime():HH:mm:ss}, " +
+                $"the run goes on meanwhile (deferral {n}; reported failed after {deferral.Limit.TotalMinutes:0.#} min)."));
+            _deferredNow.Value = true;
+            return true;
+        }
+
+        private double NextRandom() { lock (_random) return _random.NextDouble(); }
+
+        private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
         private static int Recipients(MimeMessage m) => Math.Max(1, m.To.Count + m.Cc.Count + m.Bcc.Count);
 
         private async Task SendOneAsync(Courier courier, WorkItem item, SlidingWindowLimiter.Reservation? permit, CancellationToken cancellationToken)
@@ -586,6 +685,8 @@ namespace ResilientMail.Core.Campaigns
                     _journal.Uncertain(item.Key, result.MessageId, failure!.Message, result.Attempts);
                     Move(RecipientState.Sending, RecipientState.Uncertain);
                     break;
+                case CampaignRecipientStatus.Failed when Defer(item, failure!, result.Attempts):
+                    break;
                 default:
                     bool permanent = failure!.Kind == FailureKind.Permanent && !failure.StopsRun;
                     _journal.Failed(item.Key, permanent, failure.Reason.ToString(), failure.Message, result.Attempts);
@@ -605,7 +706,8 @@ namespace ResilientMail.Core.Campaigns
             {
                 Pause(result.Failure.Message, result.Failure); // delivered to the row, then the run lost its server or credentials
             }
-            _onOutcome(outcome);
+            if (!_deferredNow.Value) _onOutcome(outcome); // a deferred row has no outcome yet
+            _deferredNow.Value = false;
         }
 
         /// <summary>What a message's result means for its row, whose recipient is <paramref name="to"/>.</summary>

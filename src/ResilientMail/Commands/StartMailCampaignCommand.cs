@@ -62,6 +62,10 @@ namespace ResilientMail.Commands
         [Parameter] [ValidateRange(1, 64)] public int Concurrency { get; set; } = 1;
         /// <summary>Pause when this many recipients were sent to in 24 hours (0: no cap); by default the provider's (Microsoft 365: 10,000).</summary>
         [Parameter] [ValidateRange(0, int.MaxValue)] public int? MaxRecipientsPerDay { get; set; }
+        /// <summary>How long a message whose quick retries failed transiently (greylisting, a rate limit) is tried again later, while the run goes on; 0: report it at once.</summary>
+        [Parameter] [TimeSpanArgument] public TimeSpan DeferralLimit { get; set; } = Core.Campaigns.DeferralOptions.Default.Limit;
+        /// <summary>The first wait before a deferred message is tried again; each later wait is twice the one before (at most 15 min).</summary>
+        [Parameter] [TimeSpanArgument] public TimeSpan DeferralInterval { get; set; } = Core.Campaigns.DeferralOptions.Default.First;
         /// <summary>Stop this run after this long (a runbook's fair-share limit): State Paused, the resume command; nothing in flight is lost.</summary>
         [Parameter] [TimeSpanArgument] public TimeSpan? MaxRunDuration { get; set; }
         /// <summary>Pause after this many failures in a row (0: never).</summary>
@@ -91,6 +95,7 @@ namespace ResilientMail.Commands
             var options = new CampaignOptions
             {
                 Courier = courier, Pacing = courier.Pacing, RateLimit = limits.Rate, Concurrency = limits.Concurrency, RecipientsPerDay = limits.RecipientsPerDay, SentLast24Hours = limits.SentLast24Hours, MaxRunDuration = MaxRunDuration,
+                Deferral = DeferralLimit <= TimeSpan.Zero ? Core.Campaigns.DeferralOptions.None : Core.Campaigns.DeferralOptions.Default with { First = DeferralInterval, Limit = DeferralLimit },
                 MaxConsecutiveFailures = MaxConsecutiveFailures, RetryFailed = RetryFailed, ResendUncertain = ResendUncertain,
             };
             _status = new StatusReporter(this, $"Campaign {Name}");
