@@ -694,7 +694,11 @@ namespace ResilientMail.Core.Campaigns
                     _lastError = failure.Message;
                     break;
             }
-            if (status != CampaignRecipientStatus.Sent)
+            bool deferred = _deferredNow.Value;
+            _deferredNow.Value = false;
+            // A deferral is the server's "not yet", not a failure: a greylisting server defers every new recipient, and
+            // that must not trip the breaker that is there for a server refusing everything.
+            if (status != CampaignRecipientStatus.Sent && !deferred)
             {
                 int inARow = Interlocked.Increment(ref _consecutiveFailures);
                 if (failure!.StopsRun)
@@ -706,8 +710,7 @@ namespace ResilientMail.Core.Campaigns
             {
                 Pause(result.Failure.Message, result.Failure); // delivered to the row, then the run lost its server or credentials
             }
-            if (!_deferredNow.Value) _onOutcome(outcome); // a deferred row has no outcome yet
-            _deferredNow.Value = false;
+            if (!deferred) _onOutcome(outcome); // a deferred row has its outcome when it is sent, or at the deferral limit
         }
 
         /// <summary>What a message's result means for its row, whose recipient is <paramref name="to"/>.</summary>
