@@ -125,11 +125,7 @@ public sealed class CampaignCoreTests : IDisposable
         CampaignSummary first;
         using (var run = Start(options: limited, clock: time))
         {
-            // The clock moves a second at a time, each step given a real moment, so that a busy machine's workers keep up.
-            var feeding = Task.Run(() => Feed(run));
-            var giveUp = DateTime.UtcNow.AddSeconds(60);
-            while (!feeding.IsCompleted && DateTime.UtcNow < giveUp) { time.Advance(TimeSpan.FromSeconds(1)); await Task.Delay(1); }
-            first = await feeding.WaitAsync(TimeSpan.FromSeconds(10));
+            first = await Clock.RunWorkers(time, Task.Run(() => Feed(run)));
         }
         Assert.Equal(CampaignState.Paused, first.State);
         Assert.True(first.StoppedByLimit);
@@ -203,14 +199,16 @@ public sealed class CampaignCoreTests : IDisposable
         runner.Start("test");
         var feeding = Task.Run(async () =>
         {
-            // One row at a time, so that each connection takes its own while the others are on the wire.
-            for (int i = 1; i <= 12; i++) { await runner.SubmitAsync(Row($"t{i}@example.com"), i, default); await Task.Delay(3); }
+            // One row at a time, each once the one before is on the wire, so that every connection takes its own.
+            for (int i = 1; i <= 12; i++)
+            {
+                await runner.SubmitAsync(Row($"t{i}@example.com"), i, default);
+                Assert.True(await Eventually.Until(() => { lock (attemptTimes) return attemptTimes.Count >= i; }, TimeSpan.FromSeconds(30)), $"row {i} never reached the wire");
+            }
             runner.InputComplete(12);
             return await runner.CompleteAsync();
         });
-        var giveUp = DateTime.UtcNow.AddSeconds(60);
-        while (!feeding.IsCompleted && DateTime.UtcNow < giveUp) { time.Advance(TimeSpan.FromSeconds(1)); await Task.Delay(1); }
-        var summary = await feeding.WaitAsync(TimeSpan.FromSeconds(10));
+        var summary = await Clock.RunWorkers(time, feeding);
 
         Assert.Equal(12, summary.Sent);
         List<DateTimeOffset> attempts;
@@ -274,9 +272,7 @@ public sealed class CampaignCoreTests : IDisposable
             runner.InputComplete(6);
             return await runner.CompleteAsync();
         });
-        var giveUp = DateTime.UtcNow.AddSeconds(60);
-        while (!feeding.IsCompleted && DateTime.UtcNow < giveUp) { time.Advance(TimeSpan.FromSeconds(1)); await Task.Delay(1); }
-        var summary = await feeding.WaitAsync(TimeSpan.FromSeconds(10));
+        var summary = await Clock.RunWorkers(time, feeding);
 
         Assert.Equal(CampaignState.Completed, summary.State);
         Assert.Equal(6, summary.Sent);
@@ -310,9 +306,7 @@ public sealed class CampaignCoreTests : IDisposable
             runner.InputComplete(15);
             return await runner.CompleteAsync();
         });
-        var giveUp = DateTime.UtcNow.AddSeconds(60);
-        while (!feeding.IsCompleted && DateTime.UtcNow < giveUp) { time.Advance(TimeSpan.FromSeconds(1)); await Task.Delay(1); }
-        var summary = await feeding.WaitAsync(TimeSpan.FromSeconds(10));
+        var summary = await Clock.RunWorkers(time, feeding);
         Assert.Equal(CampaignState.Completed, summary.State);
         Assert.Equal(15, summary.Sent);
     }
@@ -335,9 +329,7 @@ public sealed class CampaignCoreTests : IDisposable
                 new ClockProbe(time, _ => true), time, new Random(1), null, null);
             runner.Start("test");
             var feeding = Task.Run(async () => { await runner.SubmitAsync(Row("grey@example.com"), 1, default); runner.InputComplete(1); return await runner.CompleteAsync(); });
-            var giveUp = DateTime.UtcNow.AddSeconds(60);
-            while (!feeding.IsCompleted && DateTime.UtcNow < giveUp) { time.Advance(TimeSpan.FromSeconds(1)); await Task.Delay(1); }
-            summary = await feeding.WaitAsync(TimeSpan.FromSeconds(10));
+            summary = await Clock.RunWorkers(time, feeding);
         }
         Assert.Equal(0, summary.Sent);
         Assert.Equal(1, summary.Deferred);                  // failed (deferred): a resume sends it again

@@ -603,8 +603,6 @@ namespace ResilientMail.Core.Campaigns
             }
         }
 
-        private readonly ThreadLocal<bool> _deferredNow = new ThreadLocal<bool>();
-
         /// <summary>
         /// A transient failure after the quick retries: set aside and due again later (the journal says "deferred", so a
         /// crash loses nothing), unless deferral is off, the failure stops the run, or the deferral limit has passed.
@@ -626,7 +624,6 @@ namespace ResilientMail.Core.Campaigns
             _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Retry,
                 $"Deferred {item.To} after {attempts} attempt{(attempts == 1 ? "" : "s")} ({failure.Message}); trying again at {due.ToLocalTime():HH:mm:ss}, " +
                 $"the run goes on meanwhile (deferral {n}; reported failed after {deferral.Limit.TotalMinutes:0.#} min)."));
-            _deferredNow.Value = true;
             return true;
         }
 
@@ -663,6 +660,8 @@ namespace ResilientMail.Core.Campaigns
 
             // The row's own recipient decides the row; a campaign-wide Cc or Bcc refused beside it is noted, not its failure.
             var (status, failure) = RowFate(result, item.To);
+            // Deferred: set aside for later (journaled as such); its outcome comes when it is sent, or at the deferral limit.
+            bool deferred = status == CampaignRecipientStatus.Failed && Defer(item, failure!, result.Attempts);
             var outcome = new CampaignOutcome(item.Key, item.To, status, item.Row)
             {
                 Attempts = result.Attempts,
@@ -685,7 +684,7 @@ namespace ResilientMail.Core.Campaigns
                     _journal.Uncertain(item.Key, result.MessageId, failure!.Message, result.Attempts);
                     Move(RecipientState.Sending, RecipientState.Uncertain);
                     break;
-                case CampaignRecipientStatus.Failed when Defer(item, failure!, result.Attempts):
+                case CampaignRecipientStatus.Failed when deferred:
                     break;
                 default:
                     bool permanent = failure!.Kind == FailureKind.Permanent && !failure.StopsRun;
@@ -694,8 +693,6 @@ namespace ResilientMail.Core.Campaigns
                     _lastError = failure.Message;
                     break;
             }
-            bool deferred = _deferredNow.Value;
-            _deferredNow.Value = false;
             // A deferral is the server's "not yet", not a failure: a greylisting server defers every new recipient, and
             // that must not trip the breaker that is there for a server refusing everything.
             if (status != CampaignRecipientStatus.Sent && !deferred)

@@ -71,18 +71,18 @@ namespace ResilientMail.Core.Transports.Graph
         protected override async Task<Receipt> SendCoreAsync(MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken)
         {
             byte[] mime = Serialize(message);
-            if (Base64Length(mime.Length) <= MaxRequestBytes - 16 * 1024)
+            if (Base64Length(mime.Length) <= MaxRequestBytes - 16 * 1024) // one request: sendMail
             {
                 using var response = await CallAsync(() => Base64Request(HttpMethod.Post, _user + "sendMail", mime), attempt, true, cancellationToken).ConfigureAwait(false);
                 await EnsureAsync(response, attempt, "sendMail").ConfigureAwait(false);
                 return new Receipt(message.MessageId ?? "", $"{(int)response.StatusCode} {response.StatusCode}");
             }
-            return await SendLargeAsync(message, attempt, cancellationToken).ConfigureAwait(false);
+            return await SendLargeAsync(message, mime, attempt, cancellationToken).ConfigureAwait(false);
         }
 
-        private async Task<Receipt> SendLargeAsync(MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken)
+        private async Task<Receipt> SendLargeAsync(MimeMessage message, byte[] mime, SendAttempt attempt, CancellationToken cancellationToken)
         {
-            var (draft, moved) = Split(message);
+            var (draft, moved) = Split(mime);
             string? id = null;
             try
             {
@@ -240,12 +240,23 @@ namespace ResilientMail.Core.Transports.Graph
 
         private static long Base64Length(long bytes) => (bytes + 2) / 3 * 4;
 
+        /// <summary>Whether a message, as base64, fits one Graph request (its size is counted, not kept).</summary>
+        private static bool Fits(MimeMessage message)
+        {
+            using var counter = new MimeKit.IO.MeasuringStream();
+            message.WriteTo(FormatOptions.Default, counter);
+            return Base64Length(counter.Length) <= MaxRequestBytes - 16 * 1024;
+        }
+
         internal sealed record Attachment(string Name, string ContentType, string? ContentId, byte[] Content);
 
         /// <summary>A copy of the message without its largest attachments, small enough for one request, and those attachments.</summary>
-        internal static (MimeMessage Draft, List<Attachment> Moved) Split(MimeMessage message)
+        internal static (MimeMessage Draft, List<Attachment> Moved) Split(MimeMessage message) => Split(Serialize(message));
+
+        /// <summary>The same, from the message as it was serialised for sending (a copy: a retry sends the original whole).</summary>
+        internal static (MimeMessage Draft, List<Attachment> Moved) Split(byte[] mime)
         {
-            var draft = MimeMessage.Load(new MemoryStream(Serialize(message)));
+            var draft = MimeMessage.Load(new MemoryStream(mime));
             var parts = new List<(Multipart Parent, MimePart Part, long Size)>();
             void Walk(Multipart multipart)
             {
@@ -259,13 +270,13 @@ namespace ResilientMail.Core.Transports.Graph
             var moved = new List<Attachment>();
             foreach (var (parent, part, _) in parts.OrderByDescending(p => p.Size))
             {
-                if (Base64Length(Serialize(draft).Length) <= MaxRequestBytes - 16 * 1024) break;
+                if (Fits(draft)) break;
                 using var content = new MemoryStream();
                 part.Content.DecodeTo(content);
                 moved.Add(new Attachment(part.FileName ?? "attachment", part.ContentType.MimeType, part.ContentId, content.ToArray()));
                 parent.Remove(part);
             }
-            if (Base64Length(Serialize(draft).Length) > MaxRequestBytes - 16 * 1024)
+            if (!Fits(draft))
                 throw new MailDeliveryException(new Failure(FailureKind.Permanent, FailureReason.MessageTooLarge,
                     "The message is too large for Microsoft Graph even without its attachments (the body and headers alone exceed the 4 MB request limit)."));
             return (draft, moved);
