@@ -74,6 +74,9 @@ namespace ResilientMail.Core.Campaigns
         public static readonly DeferralOptions None = new DeferralOptions(TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero);
         public bool Enabled => Limit > TimeSpan.Zero;
 
+        /// <summary>The default schedule with another first wait and limit; a limit of zero or less: no deferral.</summary>
+        public static DeferralOptions For(TimeSpan limit, TimeSpan first) => limit <= TimeSpan.Zero ? None : Default with { First = first, Limit = limit };
+
         /// <summary>The wait before deferred try <paramref name="n"/> (1 for the first), jittered by +-10%.</summary>
         public TimeSpan Wait(int n, double random, TimeSpan? retryAfter)
         {

@@ -18,6 +18,31 @@ namespace ResilientMail.Core.Campaigns
         public int SentLast24Hours { get; init; }
         /// <summary>Where the pace and cap came from, when the provider published them.</summary>
         public string? Source { get; init; }
+        /// <summary>Why the account's published quota could not be read (the campaign goes on without it).</summary>
+        public string? QuotaProblem { get; init; }
+
+        /// <summary>
+        /// A campaign's limits in one step: the provider's own, the account's published quota (read once, when the user
+        /// left the pace or the daily cap to the provider, and <paramref name="readQuota"/>), and what the user asked for.
+        /// </summary>
+        public static async System.Threading.Tasks.Task<ProviderLimits> ForCampaignAsync(TransportDescription transport, Func<IMailTransport> open, bool readQuota,
+            int concurrency, RateLimit? asked, int? perDay, System.Threading.CancellationToken cancellationToken)
+        {
+            ProviderQuota? quota = null;
+            string? problem = null;
+            if (readQuota && (asked == null || perDay == null))
+            {
+                using var live = open();
+                (quota, problem) = await ReadQuotaAsync(live, cancellationToken).ConfigureAwait(false);
+            }
+            return Apply(transport, concurrency, asked, perDay, quota) with { QuotaProblem = problem };
+        }
+
+        /// <summary>These limits in a campaign's options.</summary>
+        public CampaignOptions ApplyTo(CampaignOptions options) => options with
+        {
+            RateLimit = Rate, Concurrency = Concurrency, RecipientsPerDay = RecipientsPerDay, SentLast24Hours = SentLast24Hours,
+        };
 
         /// <summary>With the account's own quota (SES GetAccount) as the pace and the 24-hour cap, unless the user set them.</summary>
         public static ProviderLimits Apply(TransportDescription transport, int concurrency, RateLimit? asked, int? perDay, ProviderQuota? quota)

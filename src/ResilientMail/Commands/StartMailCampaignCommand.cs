@@ -63,9 +63,9 @@ namespace ResilientMail.Commands
         /// <summary>Pause when this many recipients were sent to in 24 hours (0: no cap); by default the provider's (Microsoft 365: 10,000).</summary>
         [Parameter] [ValidateRange(0, int.MaxValue)] public int? MaxRecipientsPerDay { get; set; }
         /// <summary>How long a message whose quick retries failed transiently (greylisting, a rate limit) is tried again later, while the run goes on; 0: report it at once.</summary>
-        [Parameter] [TimeSpanArgument] public TimeSpan DeferralLimit { get; set; } = Core.Campaigns.DeferralOptions.Default.Limit;
+        [Parameter] [TimeSpanArgument] public TimeSpan DeferralLimit { get; set; } = DeferralOptions.Default.Limit;
         /// <summary>The first wait before a deferred message is tried again; each later wait is twice the one before (at most 15 min).</summary>
-        [Parameter] [TimeSpanArgument] public TimeSpan DeferralInterval { get; set; } = Core.Campaigns.DeferralOptions.Default.First;
+        [Parameter] [TimeSpanArgument] public TimeSpan DeferralInterval { get; set; } = DeferralOptions.Default.First;
         /// <summary>Stop this run after this long (a runbook's fair-share limit): State Paused, the resume command; nothing in flight is lost.</summary>
         [Parameter] [TimeSpanArgument] public TimeSpan? MaxRunDuration { get; set; }
         /// <summary>Pause after this many failures in a row (0: never).</summary>
@@ -89,15 +89,16 @@ namespace ResilientMail.Commands
                 Streams.Warn(this, $"Campaign '{Name}' continues with the templates it started with; to change them, Remove-MailCampaign and start again.");
             var transport = _transport = Transport ?? TransportFromJournal(plan.Transport);
             CheckTransport(transport);
-            var quota = RateLimit == null || MaxRecipientsPerDay == null ? AccountQuota(transport) : null;
-            var limits = ProviderLimits.Apply(transport.Description, Concurrency, ParseRate(), MaxRecipientsPerDay, quota);
+            var rate = ParseRate();
+            var limits = Await(token => ProviderLimits.ForCampaignAsync(transport.Description, () => transport.Open(null), !_dryRun, Concurrency, rate, MaxRecipientsPerDay, token));
             if (limits.Warning != null) Streams.Warn(this, limits.Warning);
+            if (limits.QuotaProblem != null) Streams.Warn(this, limits.QuotaProblem + " (-RateLimit, -MaxRecipientsPerDay)");
             var options = new CampaignOptions
             {
-                Courier = courier, Pacing = courier.Pacing, RateLimit = limits.Rate, Concurrency = limits.Concurrency, RecipientsPerDay = limits.RecipientsPerDay, SentLast24Hours = limits.SentLast24Hours, MaxRunDuration = MaxRunDuration,
-                Deferral = DeferralLimit <= TimeSpan.Zero ? Core.Campaigns.DeferralOptions.None : Core.Campaigns.DeferralOptions.Default with { First = DeferralInterval, Limit = DeferralLimit },
+                Courier = courier, Pacing = courier.Pacing, MaxRunDuration = MaxRunDuration, Deferral = DeferralOptions.For(DeferralLimit, DeferralInterval),
                 MaxConsecutiveFailures = MaxConsecutiveFailures, RetryFailed = RetryFailed, ResendUncertain = ResendUncertain,
             };
+            options = limits.ApplyTo(options);
             _status = new StatusReporter(this, $"Campaign {Name}");
             if (ParameterSetName == "Path") _status.Total = (int)Math.Min(int.MaxValue, CsvRecords.CountRows(CsvPath!));
             if (_dryRun) return;
@@ -303,17 +304,6 @@ namespace ResilientMail.Commands
                 ThrowTerminatingError(Errors.For(e, Name));
                 throw; // not reached
             }
-        }
-
-        /// <summary>The account's own sending quota (SES GetAccount), read once; a failure to read it is a warning.</summary>
-        private Core.Transports.ProviderQuota? AccountQuota(MailTransport transport)
-        {
-            if (_dryRun) return null;
-            using var open = transport.Open(null);
-            var (quota, problem) = Await(token => ProviderLimits.ReadQuotaAsync(open, token));
-            if (problem != null) Streams.Warn(this, problem + " (-RateLimit, -MaxRecipientsPerDay)");
-            else if (quota != null) Streams.Verbose(this, $"Pace and daily cap from {quota.Source}.");
-            return quota;
         }
 
         /// <summary>A transport that cannot even be set up (a pickup folder that cannot be made, bad settings) is a setup error.</summary>
