@@ -118,9 +118,11 @@ function Invoke-Test {
     Invoke-Dotnet restore (Join-Path $Root 'tools/tools.csproj') --nologo -v q
     # The HTTP fakes (SendGrid, the SES proxy) and the SES emulator the provider tests start.
     Invoke-Dotnet build (Join-Path $Root 'tests/ResilientMail.TestServers/ResilientMail.TestServers.csproj') -c $Configuration --nologo -v q -o (Join-Path $Out 'testservers')
-    if (-not (Get-Command npm -ErrorAction SilentlyContinue)) { throw 'npm (Node.js) is needed for the SES emulator the tests start.' }
-    & npm ci --prefix (Join-Path $Root 'tests/ses') --ignore-scripts --no-audit --no-fund --loglevel=error
-    if ($LASTEXITCODE -ne 0) { throw "npm ci in tests/ses failed ($LASTEXITCODE)." }
+    if (-not (Get-Command npm -ErrorAction SilentlyContinue)) { throw 'npm (Node.js) is needed for the emulators the tests start (SES, Azurite).' }
+    foreach ($emulator in 'ses', 'azurite') {
+        & npm ci --prefix (Join-Path $Root "tests/$emulator") --ignore-scripts --no-audit --no-fund --loglevel=error
+        if ($LASTEXITCODE -ne 0) { throw "npm ci in tests/$emulator failed ($LASTEXITCODE)." }
+    }
     $pester = Join-Path (Get-NuGetPackagesFolder) 'pester/6.2.0/tools/Pester.psd1'
     if (-not (Test-Path $pester)) { throw "Pester 6.2.0 was not restored to $pester" }
     $summary = Join-Path $results 'pester.json'

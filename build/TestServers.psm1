@@ -173,4 +173,44 @@ function Invoke-CloudControl {
     else { Invoke-RestMethod -Uri $uri -SkipCertificateCheck }
 }
 
-Export-ModuleMember -Function Start-CloudStandIn, Invoke-CloudControl, Start-ScriptedSmtp, Get-ScriptedSmtpRecord, Start-FakeSendGrid, Start-SesEmulator, Get-SesStore, Clear-SesStore, Get-FakeRequest, Add-FakeFault, Reset-Fake, Stop-TestServer
+
+# Azurite's well-known development account (published in Microsoft's documentation; it opens nothing but a local emulator).
+$script:AzuriteAccount = 'devstoreaccount1'
+$script:AzuriteKey = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+
+function Start-Azurite {
+    <#
+    Azurite's blob service (Microsoft's Azure Storage emulator, tests/azurite) on a loopback port: a free one, or -Port to
+    start it again where it was, on the same -Location (its data folder), after Stop-TestServer. Telemetry is off.
+    ConnectionString and Container(name) give what a test hands to -JournalStore and -JournalStoreSecret.
+    #>
+    param([int]$Port, [string]$Location)
+    $main = Join-Path $script:RepoRoot 'tests/azurite/node_modules/azurite/dist/src/blob/main.js'
+    if (-not (Test-Path $main)) { throw "Azurite is not installed at $main; run build.ps1 -Task Test (it runs npm ci in tests/azurite)." }
+    if (-not $Port) { $Port = Get-FreeTcpPort }
+    if (-not $Location) { $Location = Join-Path ([IO.Path]::GetTempPath()) "rm-azurite-$([guid]::NewGuid().ToString('n').Substring(0, 8))" }
+    $null = New-Item -ItemType Directory -Force $Location
+    $log = Join-Path $Location "azurite-$([guid]::NewGuid().ToString('n').Substring(0, 6)).log"
+    $process = Start-Process -FilePath 'node' -ArgumentList @($main, '--blobHost', '127.0.0.1', '--blobPort', $Port, '--location', $Location,
+        '--silent', '--skipApiVersionCheck', '--loose', '--disableTelemetry') -PassThru -RedirectStandardOutput $log -RedirectStandardError "$log.err"
+    Wait-Listening $process $log $Port 'Azurite'
+    $endpoint = "http://127.0.0.1:$Port/$script:AzuriteAccount"
+    [pscustomobject]@{
+        Process = $process; Port = $Port; Location = $Location; Log = $log; Endpoint = $endpoint
+        ConnectionString = "DefaultEndpointsProtocol=http;AccountName=$script:AzuriteAccount;AccountKey=$script:AzuriteKey;BlobEndpoint=$endpoint;"
+        AccountKey = $script:AzuriteKey
+    } | Add-Member -PassThru -MemberType ScriptMethod -Name Container -Value { param([string]$Name) "$($this.Endpoint)/$Name" }
+}
+
+function Stop-Azurite {
+    <#
+    Stops Azurite the way a service stops (SIGTERM), so that it saves what it acknowledged: it keeps its blob index in
+    memory and writes it every 5 s, and a SIGKILL would lose writes it had already answered for (the real service does not).
+    #>
+    param([Parameter(Mandatory)]$Server)
+    if ($Server.Process.HasExited) { return }
+    if ($IsWindows) { $Server.Process.Kill($true) } else { & kill -TERM $Server.Process.Id }
+    if (-not $Server.Process.WaitForExit(20000)) { $Server.Process.Kill($true); $null = $Server.Process.WaitForExit(10000) }
+}
+
+Export-ModuleMember -Function Start-CloudStandIn, Invoke-CloudControl, Start-ScriptedSmtp, Get-ScriptedSmtpRecord, Start-FakeSendGrid, Start-SesEmulator, Get-SesStore, Clear-SesStore, Get-FakeRequest, Add-FakeFault, Reset-Fake, Stop-TestServer, Start-Azurite, Stop-Azurite

@@ -111,6 +111,10 @@ namespace ResilientMail
         public string? LastError { get; set; }
         public string Transport { get; set; } = "";
         public string JournalPath { get; set; } = "";
+        /// <summary>This journal's part of a campaign split among workers ("1/2"); null for a whole campaign.</summary>
+        public string? Shard { get; set; }
+        /// <summary>For a campaign split among workers (Get-MailCampaign): each shard's own counts; the campaign's are their sums.</summary>
+        public MailCampaignInfo[]? Shards { get; set; }
 
         public override string ToString() => $"{Name}: {State}, {Sent} sent, {Remaining} remaining";
     }

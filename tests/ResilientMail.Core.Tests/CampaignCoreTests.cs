@@ -462,7 +462,7 @@ public sealed class CampaignCoreTests : IDisposable
         using (var crash = CampaignJournal.Open(JournalFile))
         {
             crash.Pending("u6@example.com", 6, Row("u6@example.com"));
-            crash.Sending("u6@example.com", "u6@example.com");
+            crash.SendingAsync("u6@example.com", "u6@example.com").Wait();
             crash.Pending("u7@example.com", 7, Row("u7@example.com"));
         }
 
@@ -492,7 +492,7 @@ public sealed class CampaignCoreTests : IDisposable
             crash.Pending("u2@example.com", 2, Row("u2@example.com"));
             crash.Pending("u3@example.com", 3, Row("u3@example.com"));
             await crash.IntentAsync("u2@example.com", "u2@example.com");
-            crash.Sending("u2@example.com", "u2@example.com");
+            crash.SendingAsync("u2@example.com", "u2@example.com").Wait();
             await crash.IntentAsync("u3@example.com", "u3@example.com");
         }
 
@@ -546,7 +546,7 @@ public sealed class CampaignCoreTests : IDisposable
         using (var crash = CampaignJournal.Open(JournalFile))
         {
             crash.Pending("u2@example.com", 2, Row("u2@example.com"));
-            crash.Sending("u2@example.com", "u2@example.com");
+            crash.SendingAsync("u2@example.com", "u2@example.com").Wait();
         }
         using var second = Start(options: new CampaignOptions { ResendUncertain = true, RetryFailed = true });
         await second.Runner.SubmitAsync(Row("bad@"), 1, default);
@@ -707,7 +707,7 @@ public sealed class JournalTests : IDisposable
         using (var j = CampaignJournal.Open(_file))
         {
             j.Pending("a@example.com", 1, null);
-            j.Sending("a@example.com", "a@example.com");
+            j.SendingAsync("a@example.com", "a@example.com").Wait();
             j.Sent("a@example.com", "<id@x>", "250 OK", 1, TimeSpan.FromMilliseconds(5));
         }
         File.AppendAllText(_file, "{\"at\":\"2026-01-01T00:00:00.000Z\",\"state\":\"sending\",\"key\":\"b@exa"); // torn by a crash
@@ -733,9 +733,9 @@ public sealed class JournalTests : IDisposable
         using (var j = CampaignJournal.Open(_file))
         {
             j.Pending("a@example.com", 1, null);
-            j.Sending("a@example.com", "a@example.com");
+            j.SendingAsync("a@example.com", "a@example.com").Wait();
             j.Pending("b@example.com", 2, null);
-            j.Sending("b@example.com", "b@example.com");
+            j.SendingAsync("b@example.com", "b@example.com").Wait();
             j.Released("b@example.com");
         }
         var s = JournalSnapshot.Load(_file, withRecipients: true);

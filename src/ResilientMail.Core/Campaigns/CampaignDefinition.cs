@@ -27,5 +27,7 @@ namespace ResilientMail.Core.Campaigns
         /// <summary>Where its mail goes, without any secret (the journal's "transport", in the same shape as every earlier version).</summary>
         public Transports.TransportDescription Transport { get; init; } = new Transports.SmtpDescription();
         public DateTimeOffset Created { get; init; }
+        /// <summary>The part of the recipients this journal's runs take ("k/N"), when the campaign is split among workers.</summary>
+        public string? Shard { get; init; }
     }
 }

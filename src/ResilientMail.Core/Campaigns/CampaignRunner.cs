@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.IO;
 using System.Linq;
 using System.Threading;
 using System.Threading.Channels;
@@ -189,6 +190,7 @@ namespace ResilientMail.Core.Campaigns
         private Task[] _workers = new Task[0];
         private CancellationTokenSource? _stop;
         private string? _addressColumn;
+        private readonly Shard? _shard;
         private bool _columnsChecked;
         private string? _pauseReason;
         private Failure? _pauseFailure;
@@ -234,8 +236,11 @@ namespace ResilientMail.Core.Campaigns
                 _quota = new RecipientQuota(perDay, time, earlier);
             }
             _addressColumn = definition.AddressColumn;
+            _shard = definition.Shard != null ? Shard.Parse(definition.Shard) : null;
             _started = time.GetTimestamp();
             _counts = new CampaignCounts(previous);
+            _journal.Events ??= events; // a store that cannot be written is waited for as the network is, and said so
+            _journal.StoreWait = _options.Courier.Connectivity;
         }
 
         private static MessageTemplate TemplateOf(CampaignDefinition definition) => new MessageTemplate(new MessageSpec
@@ -330,6 +335,7 @@ namespace ResilientMail.Core.Campaigns
                 ? (row.TryGetValue(_definition.KeyColumn, out var k) ? k?.ToString()?.Trim() ?? "" : "")
                 : RecipientKey.Normalize(address);
             if (key.Length == 0) key = $"row:{rowNumber}";
+            if (_shard != null && !_shard.Owns(key)) return; // another worker's part of the campaign
 
             if (!_seen.Add(RecipientKey.Hash(key)))
             {
@@ -398,7 +404,8 @@ namespace ResilientMail.Core.Campaigns
             if (Interlocked.CompareExchange(ref _pauseReason, reason, null) != null) return false;
             if (byLimit) Volatile.Write(ref _byLimit, 1);
             _pauseFailure = failure;
-            _journal.Run(RecordKind.Paused, reason);
+            try { _journal.Run(RecordKind.Paused, reason); }
+            catch (Exception ex) when (ex is IOException || ex is ObjectDisposedException) { /* a store that is out: the run reports the pause itself */ }
             _paused.Cancel(); // ends the workers' waits for their turn, the rate limit and the pacing gap
             return true;
         }
@@ -638,7 +645,18 @@ namespace ResilientMail.Core.Campaigns
 
         private async Task SendOneAsync(Courier courier, WorkItem item, SlidingWindowLimiter.Reservation? permit, CancellationToken cancellationToken)
         {
-            _journal.Sending(item.Key, item.To);
+            try
+            {
+                await _journal.SendingAsync(item.Key, item.To).ConfigureAwait(false);
+            }
+            catch (JournalStoreException stored)
+            {
+                // No durable record, no send: the store stayed out past the wait limit, or another run took the journal.
+                // The message never left; its record, if the store has it after all, reads back as Uncertain.
+                Pause(stored.Message, new Failure(FailureKind.Transient, FailureReason.ConnectivityLost, stored.Message));
+                Release(item);
+                return;
+            }
             permit?.Started(); // the limit counts from when the message really leaves
             Move(item.From, RecipientState.Sending);
             DeliveryResult result;
@@ -734,7 +752,12 @@ namespace ResilientMail.Core.Campaigns
         public void InputComplete(long rows)
         {
             if (IsPaused) return; // rows after the pause were not taken
-            _journal.InputEnd(rows);
+            try { _journal.InputEnd(rows); }
+            catch (JournalStoreException ex)
+            {
+                Pause(ex.Message, new Failure(FailureKind.Transient, FailureReason.ConnectivityLost, ex.Message));
+                return;
+            }
             Interlocked.Exchange(ref _rowsRead, rows);
             _inputComplete = true;
         }
@@ -762,7 +785,7 @@ namespace ResilientMail.Core.Campaigns
             _queue?.Writer.TryComplete();
             try { await Task.WhenAll(_workers).ConfigureAwait(false); }
             catch (Exception) { /* cancelled */ }
-            try { _journal.Run(RecordKind.Stopped, "Stopped by the user."); } catch (ObjectDisposedException) { }
+            try { _journal.Run(RecordKind.Stopped, "Stopped by the user."); } catch (Exception ex) when (ex is ObjectDisposedException || ex is IOException) { }
         }
 
         public CampaignSummary Summarize() =>

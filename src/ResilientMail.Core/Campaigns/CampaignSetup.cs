@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using ResilientMail.Core.Transports;
 
 namespace ResilientMail.Core.Campaigns
@@ -11,6 +12,10 @@ namespace ResilientMail.Core.Campaigns
         public string Name { get; init; } = "";
         /// <summary>The journal file; the default one for the name when null.</summary>
         public string? JournalPath { get; init; }
+        /// <summary>The store the journal is in (an Azure Blob container); the local folder when null.</summary>
+        public JournalStore? Store { get; init; }
+        /// <summary>This run's part of the recipients, when the campaign is split among workers.</summary>
+        public Shard? Shard { get; init; }
         public bool Resume { get; init; }
         public bool Force { get; init; }
         public bool DryRun { get; init; }
@@ -37,7 +42,7 @@ namespace ResilientMail.Core.Campaigns
     }
 
     /// <summary>Why a campaign cannot start: each kind is one stable ErrorId in the cmdlets.</summary>
-    public enum CampaignSetupProblem { NotFound, MissingFrom, MissingSubject, MissingTransport, TemplateUnreadable, AttachmentNotFound, InvalidCampaign, CredentialRequired }
+    public enum CampaignSetupProblem { NotFound, MissingFrom, MissingSubject, MissingTransport, TemplateUnreadable, AttachmentNotFound, InvalidCampaign, CredentialRequired, ShardMismatch }
 
     public sealed class CampaignSetupError : Exception
     {
@@ -59,15 +64,22 @@ namespace ResilientMail.Core.Campaigns
     /// <summary>A campaign run, decided: new or resumed, its definition, its transport, and what the caller must still do.</summary>
     public sealed class CampaignPlan
     {
-        internal CampaignPlan(string journalPath, JournalSnapshot previous, CampaignDefinition definition, TransportDescription transport)
+        internal CampaignPlan(JournalStore store, string journalId, JournalSnapshot previous, CampaignDefinition definition, TransportDescription transport)
         {
-            JournalPath = journalPath;
+            Store = store;
+            JournalId = journalId;
+            JournalPath = store.Where(journalId);
             Previous = previous;
             Definition = definition;
             Transport = transport;
         }
 
+        /// <summary>Where the journal is, as a person reads it.</summary>
         public string JournalPath { get; }
+        public JournalStore Store { get; }
+        public string JournalId { get; }
+        /// <summary>The journal's pending rows (a piped campaign resumed by name alone).</summary>
+        public IEnumerable<JournalRow> PendingRows() => JournalSnapshot.PendingRows(Store, JournalId);
         /// <summary>The journal as the last run left it (empty for a new campaign).</summary>
         public JournalSnapshot Previous { get; }
         public bool Exists => Previous.Definition != null;
@@ -96,11 +108,14 @@ namespace ResilientMail.Core.Campaigns
     {
         public static CampaignPlan Plan(CampaignRequest r)
         {
-            var journalPath = r.JournalPath ?? CampaignJournal.DefaultPath(r.Name);
-            bool exists = JournalSnapshot.Exists(journalPath);
+            var store = r.Store ?? (r.JournalPath != null ? new FileJournalStore(Path.GetDirectoryName(Path.GetFullPath(r.JournalPath))!) : FileJournalStore.Default);
+            var journalId = r.JournalPath ?? store.IdFor(r.Name, r.Shard);
+            var journalPath = store.Where(journalId);
+            bool exists = store.Exists(journalId);
+            if (r.JournalPath == null) CheckShards(store, r);
             if (r.Resume && !exists)
-                throw new CampaignSetupError(CampaignSetupProblem.NotFound, $"Campaign '{r.Name}' has no journal at {journalPath}; there is nothing to resume.");
-            var previous = exists ? JournalSnapshot.Load(journalPath) : JournalSnapshot.Load("");
+                throw new CampaignSetupError(CampaignSetupProblem.NotFound, $"Campaign '{r.Name}'{(r.Shard != null ? $" (shard {r.Shard})" : "")} has no journal at {journalPath}; there is nothing to resume.");
+            var previous = exists ? JournalSnapshot.Load(store, journalId) : JournalSnapshot.Load("");
             var definition = previous.Definition ?? NewDefinition(r);
             var transport = r.Transport ?? definition.Transport;
             if (r.Transport == null && transport.NeedsCallerSecret)
@@ -119,7 +134,7 @@ namespace ResilientMail.Core.Campaigns
             {
                 throw new CampaignSetupError(ex.Problem == Messages.ValidationProblem.AttachmentNotFound ? CampaignSetupProblem.AttachmentNotFound : CampaignSetupProblem.InvalidCampaign, ex.Message, ex);
             }
-            return new CampaignPlan(journalPath, previous, definition, transport)
+            return new CampaignPlan(store, journalId, previous, definition, transport)
             {
                 TransportFromJournal = r.Transport == null,
                 TemplatesDiffer = exists && TemplatesDiffer(r, definition),
@@ -151,7 +166,35 @@ namespace ResilientMail.Core.Campaigns
                 SourcePath = r.CsvPath,
                 Transport = r.Transport,
                 Created = r.Now,
+                Shard = r.Shard?.ToString(),
             };
+        }
+
+        /// <summary>
+        /// A campaign is split the same way by every worker, or not at all: a shard of another count (or a whole campaign
+        /// beside shards) would take recipients another part already has, and send them twice.
+        /// </summary>
+        private static void CheckShards(JournalStore store, CampaignRequest r)
+        {
+            var stem = JournalStore.SafeName(r.Name);
+            var counts = new SortedSet<int>();
+            bool whole = false;
+            foreach (var id in store.List())
+            {
+                var own = store.NameOf(id);
+                if (own == stem) { whole = store.Exists(id); continue; }
+                if (Shard.FromStem(own) is { } part && part.Campaign == stem && store.Exists(id)) counts.Add(part.Shard.Count);
+            }
+            string Parts(int n) => string.Join(", ", System.Linq.Enumerable.Range(1, n).Select(k => $"{k}/{n}"));
+            if (r.Shard == null && counts.Count > 0)
+                throw new CampaignSetupError(CampaignSetupProblem.ShardMismatch,
+                    $"Campaign '{r.Name}' is split into shards ({Parts(counts.Max)}), each with its own journal: run each part with -Shard k/{counts.Max}.");
+            if (r.Shard != null && whole)
+                throw new CampaignSetupError(CampaignSetupProblem.ShardMismatch,
+                    $"Campaign '{r.Name}' already has a journal of its own, not split into shards: a shard would send again what it sent. Run it without -Shard, or choose another name.");
+            if (r.Shard != null && counts.Any(n => n != r.Shard.Count))
+                throw new CampaignSetupError(CampaignSetupProblem.ShardMismatch,
+                    $"Campaign '{r.Name}' is split into {counts.First(n => n != r.Shard.Count)} shards, not {r.Shard.Count}: a different split would send some recipients twice. Use -Shard k/{counts.First(n => n != r.Shard.Count)}.");
         }
 
         private static bool TemplatesDiffer(CampaignRequest r, CampaignDefinition d) =>

@@ -25,17 +25,25 @@ namespace ResilientMail.Core.Campaigns
     {
         public JournalLockedException(string path, Exception inner)
             : base($"The journal {path} is in use by another run of this campaign. Wait for it to finish, or stop it first.", inner) { }
+
+        public JournalLockedException(string message) : base(message) { }
+    }
+
+    /// <summary>The journal's store could not be written for longer than the wait limit, or another run took the journal over: nothing more is sent.</summary>
+    public sealed class JournalStoreException : IOException
+    {
+        public JournalStoreException(string message, Exception? inner = null) : base(message, inner) { }
     }
 
     /// <summary>
-    /// An append-only JSON-lines file: one record per state change, readable by a person. Each record is
-    /// written to the operating system at once (a killed process loses nothing it wrote). Before a message
-    /// is sent, an "intent" record is forced to disk, and a "sending" record is written (not forced) at the
-    /// moment it is handed to the transport. After any crash a message is known unsent, known sent, or
-    /// reported Uncertain - never silently sent twice: an intent without "sending" was never started when
-    /// the journal is read in the same boot of the OS (the written record cannot have been lost), and is
-    /// Uncertain after a restart of the OS. Because only the intent waits for the disk, the intent of the
-    /// next message is forced while the current one is on the wire.
+    /// An append-only JSON-lines journal: one record per state change, readable by a person, in a file or in a store
+    /// (<see cref="JournalStore"/>). Before a message is sent its record is durable: in a file, an "intent" forced to
+    /// disk, then a "sending" record written to the OS (not forced) at the moment it is handed to the transport; an
+    /// intent without "sending" was never started when the journal is read in the same boot of the OS, and is
+    /// Uncertain after a restart. Because only the intent waits for the disk, the intent of the next message is forced
+    /// while the current one is on the wire. In a store another machine reads (Azure Blob Storage), the boot cannot be
+    /// shared, so the "sending" record itself is made durable before the message leaves (it carries every record written
+    /// before it), and intents are not written: "sending" without an outcome is Uncertain, anything else is exact.
     /// </summary>
     public sealed class CampaignJournal : IDisposable
     {
@@ -46,18 +54,32 @@ namespace ResilientMail.Core.Campaigns
         };
 
         private readonly Logging.JsonLinesWriter _lines;
-        private readonly FileStream _file;
+        private readonly JournalAppender _sink;
         private readonly object _lock;
 
-        private CampaignJournal(string path, FileStream file, TimeProvider time)
+        private CampaignJournal(JournalStore store, string id, JournalAppender sink, TimeProvider time)
         {
-            Path = path;
-            _lines = new Logging.JsonLinesWriter(file, time);
-            _file = file;
+            Store = store;
+            Id = id;
+            Path = store.Where(id);
+            _sink = sink;
+            _lines = new Logging.JsonLinesWriter(sink, time);
             _lock = _lines.Lock;
         }
 
+        /// <summary>Where the journal is, as a person reads it (a path; a blob's address without a secret).</summary>
         public string Path { get; }
+        public JournalStore Store { get; }
+        public string Id { get; }
+
+        /// <summary>The run's events sink: a store that cannot be written waits as an outage does, and says so here.</summary>
+        public Delivery.DeliveryEventSink? Events { get => _sink.Events; set => _sink.Events = value; }
+
+        /// <summary>How long a store that cannot be written is waited for, and how often it is checked (the run's own rules for an outage).</summary>
+        public Resilience.ConnectivityOptions StoreWait { get => _sink.Connectivity; set => _sink.Connectivity = value; }
+
+        /// <summary>The hand-over record is durable before a message leaves (a store read from other machines); no intents are written.</summary>
+        public bool DurableHandOver => _sink.DurableHandOver;
 
         /// <summary>The default journal of a campaign: a per-user data folder, one file per campaign name.</summary>
         public static string DefaultPath(string campaignName, string? dataRoot = null)
@@ -88,7 +110,7 @@ namespace ResilientMail.Core.Campaigns
             return Directory.Exists(dir) ? Directory.GetFiles(dir, "*" + Extension) : new string[0];
         }
 
-        public const string Extension = ".journal.jsonl";
+        public const string Extension = JournalStore.Extension;
 
         /// <summary>The campaign name a journal file stands for (its own name may have had characters replaced: see <see cref="JournalSnapshot.ReadName"/>).</summary>
         public static string NameFromPath(string path)
@@ -100,72 +122,29 @@ namespace ResilientMail.Core.Campaigns
         /// <summary>The name the campaign was started with, else the one its file stands for.</summary>
         public static string DisplayName(string path) => JournalSnapshot.ReadName(path) ?? NameFromPath(path);
 
-        public static string SafeFileName(string name)
-        {
-            var sb = new StringBuilder(name.Length);
-            foreach (var ch in name.Trim())
-                sb.Append(char.IsLetterOrDigit(ch) || ch == '-' || ch == '_' || ch == '.' ? ch : '_');
-            if (sb.Length == 0) throw new ArgumentException("A campaign needs a name.");
-            return sb.ToString();
-        }
+        public static string SafeFileName(string name) => JournalStore.SafeName(name);
 
         /// <summary>Opens (creating it if needed) for appending; only one run may hold it.</summary>
         public static CampaignJournal Open(string path) => Open(path, TimeProvider.System);
 
-        public static CampaignJournal Open(string path, TimeProvider time)
-        {
-            var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
-            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-            var full = System.IO.Path.GetFullPath(path);
-            lock (OpenHere)
-            {
-                if (!OpenHere.Add(full)) throw new JournalLockedException(path, new IOException("Open in this process."));
-            }
-            FileStream file;
-            try
-            {
-                file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 4096, FileOptions.None);
-            }
-            catch (IOException ex) when (File.Exists(path))
-            {
-                Forget(full);
-                throw new JournalLockedException(path, ex);
-            }
-            try
-            {
-                // FileShare.Read is not a lock between processes on every platform; a record lock is.
-                LockRegion(file);
-            }
-            catch (IOException ex)
-            {
-                file.Dispose();
-                Forget(full);
-                throw new JournalLockedException(path, ex);
-            }
-            // A torn last record (the process died mid-write) is ignored by readers; start on a fresh line.
-            if (file.Length > 0)
-            {
-                file.Seek(-1, SeekOrigin.End);
-                bool endsWithNewline = file.ReadByte() == '\n';
-                file.Seek(0, SeekOrigin.End);
-                if (!endsWithNewline) { file.WriteByte((byte)'\n'); file.Flush(); }
-            }
-            return new CampaignJournal(full, file, time ?? TimeProvider.System);
-        }
+        public static CampaignJournal Open(string path, TimeProvider time) => Open(new FileJournalStore(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!), System.IO.Path.GetFullPath(path), time);
 
-        private static void Forget(string full)
-        {
-            lock (OpenHere) OpenHere.Remove(full);
-        }
+        /// <summary>Opens a journal of a store for appending, taking the run's lock on it (a lease in a blob store).</summary>
+        public static CampaignJournal Open(JournalStore store, string id) => Open(store, id, TimeProvider.System);
 
-        private static void LockRegion(FileStream file)
-        {
-            try { file.Lock(long.MaxValue - 1, 1); }
-            catch (PlatformNotSupportedException) { /* macOS: FileShare is all there is */ }
-        }
+        // (No optional TimeProvider on the overload above: the cmdlets may name no third-party type, TimeProvider included.)
+        public static CampaignJournal Open(JournalStore store, string id, TimeProvider time) =>
+            new CampaignJournal(store, id, store.OpenAppend(id, time), time);
 
-        // Record locks belong to a process, so two runs inside one PowerShell session would not see each other's.
-        private static readonly HashSet<string> OpenHere = new HashSet<string>(StringComparer.Ordinal);
+        /// <summary>Deletes the journal this run holds (Remove-MailCampaign: holding it proves no run uses it).</summary>
+        public void Delete()
+        {
+            lock (_lock)
+            {
+                Store.Delete(Id, _sink); // still holding the lock (a lease: the delete is made under it), then ends it
+                _lines.Dispose();
+            }
+        }
 
         public void WriteDefinition(CampaignDefinition definition) =>
             Write(RecordKind.Definition, null, w =>
@@ -183,7 +162,8 @@ namespace ResilientMail.Core.Campaigns
             if (what == RecordKind.RunStarted)
             {
                 w.WriteNumber("format", Format);
-                if (BootId.Current != null) w.WriteString("boot", BootId.Current);
+                if (DurableHandOver) w.WriteString("handOver", "durable"); // "sending" is durable; an intent is never needed
+                else if (BootId.Current != null) w.WriteString("boot", BootId.Current);
             }
         }, durable: true);
 
@@ -215,33 +195,31 @@ namespace ResilientMail.Core.Campaigns
         /// </summary>
         public Task IntentAsync(string key, string to) => IntentsAsync(new[] { (key, to) });
 
-        /// <summary>Several intents, forced to disk together (one wait for the disk).</summary>
+        /// <summary>Several intents, forced to disk together (one wait for the disk). A store whose "sending" is durable writes none.</summary>
         public Task IntentsAsync(IEnumerable<(string Key, string To)> messages)
         {
+            if (DurableHandOver) return Task.CompletedTask;
             lock (_lock)
             {
                 foreach (var (key, to) in messages) Write(RecordKind.Intent, key, w => w.WriteString("to", to), flush: false);
                 if (_lines.IsDisposed) throw new ObjectDisposedException(nameof(CampaignJournal));
-                _file.Flush(false); // to the OS in one write; Sync then forces it to disk
+                return _sink.ForceAsync(); // to the OS in one write; then forced to disk on a pool thread
             }
-            return Task.Run(Sync);
         }
 
-        /// <summary>Handed to the transport now. Written, not forced: the intent before it is on disk already.</summary>
-        public void Sending(string key, string to) => Write(RecordKind.Sending, key, w => w.WriteString("to", to));
-
-        /// <summary>Forces everything written so far to disk without holding the lock while the disk works.</summary>
-        private void Sync()
+        /// <summary>
+        /// Handed to the transport now. In a file, written, not forced (the intent before it is on disk already); in a
+        /// store read from other machines, durable when the task ends (with every record before it), and only then may
+        /// the message leave.
+        /// </summary>
+        public Task SendingAsync(string key, string to)
         {
-            SafeFileHandle handle;
-            lock (_lock)
-            {
-                if (_lines.IsDisposed) throw new ObjectDisposedException(nameof(CampaignJournal));
-                handle = _file.SafeFileHandle; // the buffer was written to the OS by Write
-            }
-            if (DiskSync.TrySync(handle)) return;
-            lock (_lock) _file.Flush(true);
+            Write(RecordKind.Sending, key, w => w.WriteString("to", to), flush: !DurableHandOver);
+            return DurableHandOver ? _sink.ForceAsync() : Task.CompletedTask;
         }
+
+        /// <summary>Everything written so far, durable (a store's records are otherwise carried by the next durable one).</summary>
+        public Task ForceAsync() => _sink.ForceAsync();
 
         /// <summary>The send was cancelled before any of the message left: the recipient is pending again.</summary>
         public void Released(string key) => Write(RecordKind.Released, key, null);
@@ -301,9 +279,7 @@ namespace ResilientMail.Core.Campaigns
             lock (_lock)
             {
                 if (_lines.IsDisposed) return;
-                try { _file.Flush(true); } catch (IOException) { }
-                _lines.Dispose();
-                Forget(Path);
+                _lines.Dispose(); // the sink makes what is left durable and ends the run's lock
             }
         }
     }

@@ -35,6 +35,7 @@ namespace ResilientMail.Core.Campaigns
         // Recipients whose last record is an intent, with the boot of the OS the run that wrote it was in.
         private readonly Dictionary<ulong, string?> _intents = new Dictionary<ulong, string?>();
         private string? _runBoot;
+        private bool _runHandOverDurable;
         private bool _inputEnd, _formatKnown;
 
         public string Path { get; private set; } = "";
@@ -104,11 +105,13 @@ namespace ResilientMail.Core.Campaigns
         public static bool Exists(string path) => File.Exists(path) && new FileInfo(path).Length > 0;
 
         /// <summary>The campaign's own name, from the journal's first record (file names are made safe, so they may differ); null if unreadable.</summary>
-        public static string? ReadName(string path)
+        public static string? ReadName(string path) => ReadName(FileStoreOf(path), path);
+
+        public static string? ReadName(JournalStore store, string id)
         {
             try
             {
-                foreach (var line in Lines(path))
+                foreach (var line in Lines(store, id))
                 {
                     using var doc = JsonDocument.Parse(line);
                     return doc.RootElement.TryGetProperty("campaign", out var c) && c.TryGetProperty("name", out var n) ? n.GetString() : null;
@@ -118,12 +121,15 @@ namespace ResilientMail.Core.Campaigns
             return null;
         }
 
-        public static JournalSnapshot Load(string path, bool withRecipients = false)
+        public static JournalSnapshot Load(string path, bool withRecipients = false) =>
+            path.Length == 0 ? new JournalSnapshot() : Load(FileStoreOf(path), path, withRecipients);
+
+        /// <summary>A journal of a store, replayed (an empty snapshot when it does not exist).</summary>
+        public static JournalSnapshot Load(JournalStore store, string id, bool withRecipients = false)
         {
-            var snapshot = new JournalSnapshot { Path = path };
+            var snapshot = new JournalSnapshot { Path = store.Where(id) };
             if (withRecipients) snapshot.Recipients = new Dictionary<string, RecipientRecord>(StringComparer.Ordinal);
-            if (!File.Exists(path)) return snapshot;
-            foreach (var line in Lines(path))
+            foreach (var line in Lines(store, id))
             {
                 JsonDocument doc;
                 try { doc = JsonDocument.Parse(line); }
@@ -134,11 +140,15 @@ namespace ResilientMail.Core.Campaigns
             return snapshot;
         }
 
+        private static FileJournalStore FileStoreOf(string path) => new FileJournalStore(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+
         /// <summary>The rows recorded as pending, first time each key was seen, in order.</summary>
-        public static IEnumerable<JournalRow> PendingRows(string path)
+        public static IEnumerable<JournalRow> PendingRows(string path) => PendingRows(FileStoreOf(path), path);
+
+        public static IEnumerable<JournalRow> PendingRows(JournalStore store, string id)
         {
             var seen = new HashSet<ulong>();
-            foreach (var line in Lines(path))
+            foreach (var line in Lines(store, id))
             {
                 JsonDocument doc;
                 try { doc = JsonDocument.Parse(line); }
@@ -158,10 +168,11 @@ namespace ResilientMail.Core.Campaigns
         }
 
         /// <summary>Complete lines only: a last line without its newline was torn by a crash and is not a record.</summary>
-        private static IEnumerable<string> Lines(string path)
+        private static IEnumerable<string> Lines(JournalStore store, string id)
         {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
-            using var reader = new StreamReader(stream, new UTF8Encoding(false));
+            using var stream = store.OpenRead(id);
+            if (stream == null) yield break;
+            using var reader = new StreamReader(stream, new UTF8Encoding(false), false, 1 << 16);
             var sb = new StringBuilder();
             int c;
             while ((c = reader.Read()) >= 0)
@@ -195,6 +206,7 @@ namespace ResilientMail.Core.Campaigns
                     return;
                 case RecordKind.RunStarted:
                     Runs++; Completed = false; Stopped = false; Incomplete = false; LastPause = null; _runBoot = Str(e, "boot");
+                    _runHandOverDurable = Str(e, "handOver") == "durable";
                     if (e.TryGetProperty("format", out _)) _formatKnown = true;
                     return;
                 case RecordKind.Paused: LastPause = Text(e); Completed = false; return;
@@ -215,7 +227,9 @@ namespace ResilientMail.Core.Campaigns
             ulong h = RecipientKey.Hash(key);
             if (state == RecordKind.Intent)
             {
-                // Decided when the whole journal has been read (ResolveIntents); until then it is as it was.
+                // Decided when the whole journal has been read (ResolveIntents); until then it is as it was. A run whose
+                // "sending" is durable never needs one: its intent without "sending" was not handed over, on any machine.
+                if (_runHandOverDurable) return;
                 _intents[h] = _runBoot;
                 if (!_states.ContainsKey(h)) _states[h] = RecipientState.Pending;
                 return;

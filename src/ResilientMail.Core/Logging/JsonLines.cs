@@ -19,14 +19,17 @@ namespace ResilientMail.Core.Logging
         private readonly TimeProvider _time;
         private bool _disposed;
 
-        public JsonLinesWriter(FileStream file, TimeProvider? time = null)
+        public JsonLinesWriter(FileStream file, TimeProvider? time = null) : this(new FileLineTarget(file ?? throw new ArgumentNullException(nameof(file))), time) { }
+
+        /// <summary>Lines to any target: a file, or a journal store that keeps them until they are made durable.</summary>
+        public JsonLinesWriter(ILineTarget target, TimeProvider? time = null)
         {
-            File = file ?? throw new ArgumentNullException(nameof(file));
+            Target = target ?? throw new ArgumentNullException(nameof(target));
             _time = time ?? TimeProvider.System;
             _json = new Utf8JsonWriter(_buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         }
 
-        public FileStream File { get; }
+        public ILineTarget Target { get; }
         public object Lock { get; } = new object();
         public bool IsDisposed => _disposed;
 
@@ -45,8 +48,8 @@ namespace ResilientMail.Core.Logging
                 _json.WriteEndObject();
                 _json.Flush();
                 _buffer.WriteByte((byte)'\n');
-                File.Write(_buffer.GetBuffer(), 0, (int)_buffer.Length);
-                if (flush || durable) File.Flush(durable);
+                Target.Write(_buffer.GetBuffer(), (int)_buffer.Length);
+                if (flush || durable) Target.Flush(durable);
                 return true;
             }
         }
@@ -58,8 +61,26 @@ namespace ResilientMail.Core.Logging
                 if (_disposed) return;
                 _disposed = true;
                 _json.Dispose();
-                File.Dispose();
+                Target.Dispose();
             }
         }
+    }
+
+    /// <summary>Where whole lines go. Write hands the bytes on at once; Flush(true) makes everything written so far durable.</summary>
+    public interface ILineTarget : IDisposable
+    {
+        void Write(byte[] buffer, int count);
+        /// <summary>false: to the OS (a killed process keeps it); true: forced to the disk, or the store.</summary>
+        void Flush(bool durable);
+    }
+
+    /// <summary>A file: each line goes to the OS when written and flushed.</summary>
+    public sealed class FileLineTarget : ILineTarget
+    {
+        public FileLineTarget(FileStream file) => File = file;
+        public FileStream File { get; }
+        public void Write(byte[] buffer, int count) => File.Write(buffer, 0, count);
+        public void Flush(bool durable) => File.Flush(durable);
+        public void Dispose() => File.Dispose();
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Management.Automation;
@@ -6,7 +7,7 @@ using ResilientMail.Internal;
 
 namespace ResilientMail.Commands
 {
-    /// <summary>Reads campaign journals: a summary per campaign, or one row per recipient with -Recipients.</summary>
+    /// <summary>Reads campaign journals: a summary per campaign (with its shards), or one row per recipient with -Recipients.</summary>
     [Cmdlet(VerbsCommon.Get, "MailCampaign", DefaultParameterSetName = "Name")]
     [OutputType(typeof(MailCampaignInfo), typeof(MailCampaignRecipient))]
     public sealed class GetMailCampaignCommand : PSCmdlet
@@ -19,6 +20,14 @@ namespace ResilientMail.Commands
         [Parameter(Mandatory = true, ParameterSetName = "Path", ValueFromPipelineByPropertyName = true)]
         public string JournalPath { get; set; } = "";
 
+        /// <summary>An Azure Blob Storage container of journals (Start-MailCampaign -JournalStore) instead of the local folder.</summary>
+        [Parameter(ParameterSetName = "Name")]
+        public string? JournalStore { get; set; }
+
+        /// <summary>The store's connection string or SAS token.</summary>
+        [Parameter(ParameterSetName = "Name")]
+        public System.Security.SecureString? JournalStoreSecret { get; set; }
+
         /// <summary>One row per recipient instead of the summary.</summary>
         [Parameter]
         public SwitchParameter Recipients { get; set; }
@@ -30,35 +39,55 @@ namespace ResilientMail.Commands
 
         protected override void ProcessRecord()
         {
-            var paths = ParameterSetName == "Path" ? new[] { GetUnresolvedProviderPathFromPSPath(JournalPath) } : CampaignInfo.Find(Name);
-            if (paths.Length == 0 && !WildcardPattern.ContainsWildcardCharacters(Name))
+            var where = ParameterSetName == "Path" ? JournalWhere.Default : JournalWhere.From(this, null, JournalStore, JournalStoreSecret, null);
+            var store = where.Store ?? FileJournalStore.Default;
+            string[] ids;
+            try
             {
-                WriteError(new ErrorRecord(new FileNotFoundException($"No campaign named '{Name}' (looked in {CampaignJournal.Folder()})."),
+                ids = ParameterSetName == "Path" ? new[] { GetUnresolvedProviderPathFromPSPath(JournalPath) } : CampaignInfo.Find(Name, store);
+            }
+            catch (IOException ex)
+            {
+                ThrowTerminatingError(new ErrorRecord(ex, "JournalStoreUnavailable", ErrorCategory.ConnectionError, store.Location));
+                return;
+            }
+            if (ParameterSetName == "Path") store = new FileJournalStore(Path.GetDirectoryName(Path.GetFullPath(ids[0]))!);
+            if (ids.Length == 0 && !WildcardPattern.ContainsWildcardCharacters(Name))
+            {
+                WriteError(new ErrorRecord(new FileNotFoundException($"No campaign named '{Name}' (looked in {store.Location})."),
                     "CampaignNotFound", ErrorCategory.ObjectNotFound, Name));
                 return;
             }
-            foreach (var path in paths)
+            // A campaign split among workers is one campaign: its shards' journals are summed, and kept beside it.
+            foreach (var campaign in ids.GroupBy(id => Shard.FromStem(store.NameOf(id))?.Campaign ?? store.NameOf(id)))
             {
-                if (!File.Exists(path))
+                var infos = new List<MailCampaignInfo>();
+                foreach (var id in campaign)
                 {
-                    WriteError(new ErrorRecord(new FileNotFoundException($"No journal at {path}."), "CampaignNotFound", ErrorCategory.ObjectNotFound, path));
-                    continue;
-                }
-                var snapshot = JournalSnapshot.Load(path, withRecipients: Recipients);
-                var name = snapshot.Definition?.Name ?? CampaignJournal.NameFromPath(path);
-                if (!Recipients)
-                {
-                    // A CSV campaign can say how many rows it has not read yet.
+                    if (!store.Exists(id))
+                    {
+                        WriteError(new ErrorRecord(new FileNotFoundException($"No journal at {store.Where(id)}."), "CampaignNotFound", ErrorCategory.ObjectNotFound, store.Where(id)));
+                        continue;
+                    }
+                    var snapshot = JournalSnapshot.Load(store, id, withRecipients: Recipients);
+                    var name = snapshot.Definition?.Name ?? store.NameOf(id);
+                    if (Recipients)
+                    {
+                        foreach (var r in snapshot.Recipients!.Values.OrderBy(r => r.Row))
+                        {
+                            var row = CampaignInfo.From(name, r);
+                            if (Status == null || Status.Contains(row.Status, System.StringComparer.OrdinalIgnoreCase)) WriteObject(row);
+                        }
+                        continue;
+                    }
+                    // A CSV campaign can say how many rows it has not read yet (a shard's part of them is not known).
                     var source = snapshot.Definition?.SourcePath;
-                    long unread = source != null && File.Exists(source) ? System.Math.Max(0, CsvRecords.CountRows(source) - snapshot.Rows - snapshot.Duplicates) : 0;
-                    WriteObject(CampaignInfo.From(snapshot, unread));
-                    continue;
+                    long unread = snapshot.Definition?.Shard == null && source != null && File.Exists(source)
+                        ? System.Math.Max(0, CsvRecords.CountRows(source) - snapshot.Rows - snapshot.Duplicates) : 0;
+                    infos.Add(CampaignInfo.From(snapshot, where, unread));
                 }
-                foreach (var r in snapshot.Recipients!.Values.OrderBy(r => r.Row))
-                {
-                    var row = CampaignInfo.From(name, r);
-                    if (Status == null || Status.Contains(row.Status, System.StringComparer.OrdinalIgnoreCase)) WriteObject(row);
-                }
+                if (infos.Count == 1 && infos[0].Shard == null) WriteObject(infos[0]);
+                else if (infos.Count > 0) WriteObject(CampaignInfo.Whole(infos));
             }
         }
     }

@@ -6,7 +6,7 @@ using ResilientMail.Internal;
 
 namespace ResilientMail.Commands
 {
-    /// <summary>Deletes a campaign's journal, after which the same name starts afresh.</summary>
+    /// <summary>Deletes a campaign's journal (every shard's), after which the same name starts afresh.</summary>
     [Cmdlet(VerbsCommon.Remove, "MailCampaign", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = "Name")]
     [OutputType(typeof(void))]
     public sealed class RemoveMailCampaignCommand : PSCmdlet
@@ -19,25 +19,50 @@ namespace ResilientMail.Commands
         [Parameter(Mandatory = true, ParameterSetName = "Path", ValueFromPipelineByPropertyName = true)]
         public string JournalPath { get; set; } = "";
 
+        /// <summary>An Azure Blob Storage container of journals (Start-MailCampaign -JournalStore) instead of the local folder.</summary>
+        [Parameter(ParameterSetName = "Name")]
+        public string? JournalStore { get; set; }
+
+        /// <summary>The store's connection string or SAS token.</summary>
+        [Parameter(ParameterSetName = "Name")]
+        public System.Security.SecureString? JournalStoreSecret { get; set; }
+
         protected override void ProcessRecord()
         {
-            var paths = ParameterSetName == "Path" ? new[] { GetUnresolvedProviderPathFromPSPath(JournalPath) } : CampaignInfo.Find(Name);
-            if (paths.Length == 0 && (ParameterSetName == "Path" || !WildcardPattern.ContainsWildcardCharacters(Name)))
+            var where = ParameterSetName == "Path" ? JournalWhere.Default : JournalWhere.From(this, null, JournalStore, JournalStoreSecret, null);
+            JournalStore store = where.Store ?? FileJournalStore.Default;
+            string[] ids;
+            try
+            {
+                if (ParameterSetName == "Path")
+                {
+                    var path = GetUnresolvedProviderPathFromPSPath(JournalPath);
+                    store = new FileJournalStore(Path.GetDirectoryName(Path.GetFullPath(path))!);
+                    ids = new[] { Path.GetFullPath(path) };
+                }
+                else ids = CampaignInfo.Find(Name, store);
+            }
+            catch (IOException ex)
+            {
+                ThrowTerminatingError(new ErrorRecord(ex, "JournalStoreUnavailable", ErrorCategory.ConnectionError, store.Location));
+                return;
+            }
+            if (ids.Length == 0 && (ParameterSetName == "Path" || !WildcardPattern.ContainsWildcardCharacters(Name)))
             {
                 WriteError(new ErrorRecord(new FileNotFoundException($"No campaign named '{Name}'."), "CampaignNotFound", ErrorCategory.ObjectNotFound, Name));
                 return;
             }
-            foreach (var path in paths)
+            foreach (var id in ids)
             {
-                if (!File.Exists(path)) { WriteError(new ErrorRecord(new FileNotFoundException($"No journal at {path}."), "CampaignNotFound", ErrorCategory.ObjectNotFound, path)); continue; }
-                var name = CampaignJournal.NameFromPath(path);
-                if (!ShouldProcess($"{name} ({path})", "Delete the campaign journal")) continue;
+                var where_ = store.Where(id);
+                if (!store.Exists(id) && ParameterSetName == "Path") { WriteError(new ErrorRecord(new FileNotFoundException($"No journal at {where_}."), "CampaignNotFound", ErrorCategory.ObjectNotFound, where_)); continue; }
+                var name = store.NameOf(id);
+                if (!ShouldProcess($"{name} ({where_})", "Delete the campaign journal")) continue;
                 try
                 {
-                    // Taking the journal's lock proves no run is using it.
-                    using (CampaignJournal.Open(path)) { }
-                    File.Delete(path);
-                    Streams.Verbose(this, $"Deleted {path}.");
+                    // Taking the journal's lock proves no run is using it; the delete is made while holding it.
+                    CampaignJournal.Open(store, id).Delete();
+                    Streams.Verbose(this, $"Deleted {where_}.");
                 }
                 catch (JournalLockedException ex)
                 {

@@ -53,6 +53,12 @@ namespace ResilientMail.Commands
         /// <summary>The column with the address; Email, EmailAddress, To or Recipient by default.</summary>
         [Parameter] public string? AddressColumn { get; set; }
         [Parameter] public string? JournalPath { get; set; }
+        /// <summary>An Azure Blob Storage container that holds the journal instead of the local folder (a runbook's disk does not outlive its job).</summary>
+        [Parameter] public string? JournalStore { get; set; }
+        /// <summary>The store's connection string or SAS token; without it, a SAS in the address or Microsoft Entra (a managed identity).</summary>
+        [Parameter] public System.Security.SecureString? JournalStoreSecret { get; set; }
+        /// <summary>This worker's part of the recipients, k/N: N workers, each with its own shard, together send every recipient once.</summary>
+        [Parameter] public string? Shard { get; set; }
         [Parameter] public SwitchParameter Resume { get; set; }
         [Parameter] public SwitchParameter Force { get; set; }
         [Parameter] public SwitchParameter RetryFailed { get; set; }
@@ -76,6 +82,7 @@ namespace ResilientMail.Commands
         private StatusReporter? _status;
         private CampaignPlan? _plan;
         private MailTransport? _transport;
+        private JournalWhere _where = JournalWhere.Default;
         private bool _dryRun, _received, _finished, _declined;
         private long _rows;
 
@@ -83,6 +90,7 @@ namespace ResilientMail.Commands
         {
             var courier = BuildCourierOptions();
             _dryRun = MyInvocation.BoundParameters.ContainsKey("WhatIf");
+            _where = JournalWhere.From(this, JournalPath, JournalStore, JournalStoreSecret, Shard);
             var plan = _plan = Plan();
             if (plan.AskBeforeContinuing) ConfirmContinue(plan);
             if (plan.TemplatesDiffer)
@@ -105,8 +113,9 @@ namespace ResilientMail.Commands
             // -Confirm asks once for the campaign, not once per recipient; -WhatIf lists every recipient.
             if (!ShouldProcess($"campaign '{Name}'{(_status.Total is int n ? $" ({n} rows)" : "")} via {transport}", "Send mail")) { _declined = true; return; }
 
-            try { _journal = CampaignJournal.Open(plan.JournalPath); }
+            try { _journal = CampaignJournal.Open(plan.Store, plan.JournalId); }
             catch (JournalLockedException ex) { Stop(ex, "JournalLocked", ErrorCategory.ResourceBusy); }
+            catch (JournalStoreException ex) { Stop(ex, "JournalStoreUnavailable", ErrorCategory.ConnectionError); }
             if (!plan.Exists) _journal!.WriteDefinition(plan.Definition);
             _runner = new CampaignRunner(plan.Definition, _journal!, plan.Previous, events => transport.Open(events), options, new TcpProbe(), EventSink(_status),
                 outcome => Post(() => Emit(outcome), urgent: false)); // results need no wake-up each: drained at the next one, or within 250 ms
@@ -146,9 +155,9 @@ namespace ResilientMail.Commands
                 case RowSource.Journal:
                     if (!plan.Previous.InputComplete)
                         Streams.Warn(this, $"Campaign '{Name}' took its rows from the pipeline, and no run read that input to its end: only the {plan.Previous.RowsRead} row(s) read so far are in the journal. " +
-                                           $"To send the rest, pipe the same input again: {CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, true)} (rows already in the journal are skipped).");
+                                           $"To send the rest, pipe the same input again: {CampaignInfo.ResumeCommand(Name, _where, _transport?.NeedsCallerSecret == true, true)} (rows already in the journal are skipped).");
                     if (_status!.Total == null) _status.Total = (int)Math.Min(int.MaxValue, plan.Previous.Rows);
-                    Feed(() => ((IDisposable?)null, JournalSnapshot.PendingRows(plan.Previous.Path).Select(r => Template.Row(r.Data))));
+                    Feed(() => ((IDisposable?)null, plan.PendingRows().Select(r => Template.Row(r.Data))));
                     break;
                 default:
                     InputRead(); // the pipeline ended: every row it held was handed over (none, for a new campaign given nothing)
@@ -167,7 +176,7 @@ namespace ResilientMail.Commands
             _status!.Complete();
             Log?.End($"Campaign '{Name}' {info.State}: sent {info.Sent}, failed {info.Failed}, uncertain {info.Uncertain}, not yet sent {info.Remaining}.");
             WriteObject(info);
-            foreach (var warning in CampaignInfo.Warnings(info, JournalPath, _transport?.NeedsCallerSecret == true)) Streams.Warn(this, warning);
+            foreach (var warning in CampaignInfo.Warnings(info, _where, _transport?.NeedsCallerSecret == true)) Streams.Warn(this, warning);
             if (summary.State == CampaignState.Paused && summary.StoppedByLimit) Streams.Warn(this, PauseText(summary.PauseReason ?? "", info).Message); // an expected end: no error
             else if (summary.State == CampaignState.Paused) Paused(pausedBecause ?? Errors.Explain(summary.PauseReason ?? "paused", _runner!.PauseFailure), info);
         }
@@ -262,14 +271,15 @@ namespace ResilientMail.Commands
         {
             long unread = _status!.Total is int total ? Math.Max(0, total - _rows) : 0;
             var info = CampaignInfo.From(s, _plan!.Previous, _transport?.ToString() ?? "", unread);
-            info.NextStep = CampaignInfo.NextStep(info, _plan.Piped && CsvPath == null, _transport?.NeedsCallerSecret == true, JournalPath);
+            info.Shard = _where.Shard?.ToString();
+            info.NextStep = CampaignInfo.NextStep(info, _plan.Piped && CsvPath == null, _transport?.NeedsCallerSecret == true, _where);
             return info;
         }
 
         private (string Message, string Resume) PauseText(string reason, MailCampaignInfo info)
         {
             bool piped = ParameterSetName == "Pipeline" && _received && !info.InputComplete;
-            var resume = info.NextStep ?? CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, piped);
+            var resume = info.NextStep ?? CampaignInfo.ResumeCommand(Name, _where, _transport?.NeedsCallerSecret == true, piped);
             return (CampaignInfo.PauseMessage(info, reason, resume, piped), resume);
         }
 
@@ -290,7 +300,7 @@ namespace ResilientMail.Commands
             {
                 return CampaignSetup.Plan(new CampaignRequest
                 {
-                    Name = Name, JournalPath = Resolve(JournalPath), Resume = Resume, Force = Force, DryRun = _dryRun,
+                    Name = Name, JournalPath = Resolve(JournalPath), Store = _where.Store, Shard = _where.Shard, Resume = Resume, Force = Force, DryRun = _dryRun,
                     From = From, Subject = Subject, Body = Body, HtmlBody = HtmlBody, BodyPath = Resolve(BodyPath), HtmlBodyPath = Resolve(HtmlBodyPath),
                     ReplyTo = ReplyTo, Cc = Cc, Bcc = Bcc, Attachments = Attachments?.Select(p => GetUnresolvedProviderPathFromPSPath(p)).ToArray(),
                     Headers = Headers?.Cast<DictionaryEntry>().ToDictionary(e => e.Key?.ToString() ?? "", e => e.Value?.ToString() ?? ""),
@@ -302,6 +312,11 @@ namespace ResilientMail.Commands
             {
                 _status?.Complete();
                 ThrowTerminatingError(Errors.For(e, Name));
+                throw; // not reached
+            }
+            catch (IOException e) when (_where.Store != null)
+            {
+                Stop(e, "JournalStoreUnavailable", ErrorCategory.ConnectionError);
                 throw; // not reached
             }
         }
@@ -376,7 +391,7 @@ namespace ResilientMail.Commands
             if (_runner == null || _finished) return null;
             var s = _runner.Summarize();
             bool piped = _plan!.Piped && CsvPath == null && !s.InputComplete;
-            return CampaignInfo.StoppedLine(s, CampaignInfo.ResumeCommand(Name, JournalPath, _transport?.NeedsCallerSecret == true, piped), piped);
+            return CampaignInfo.StoppedLine(s, CampaignInfo.ResumeCommand(Name, _where, _transport?.NeedsCallerSecret == true, piped), piped);
         }
 
         protected override void ReleaseSending()
