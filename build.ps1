@@ -101,6 +101,12 @@ function Invoke-Test {
     if (Test-Path $results) { Remove-Item -Recurse -Force $results }
     $null = New-Item -ItemType Directory -Force -Path $results
 
+    # The emulators the tests start (the blob-store tests of xunit use Azurite too).
+    if (-not (Get-Command npm -ErrorAction SilentlyContinue)) { throw 'npm (Node.js) is needed for the emulators the tests start (SES, Azurite).' }
+    foreach ($emulator in 'ses', 'azurite') {
+        & npm ci --prefix (Join-Path $Root "tests/$emulator") --ignore-scripts --no-audit --no-fund --loglevel=error
+        if ($LASTEXITCODE -ne 0) { throw "npm ci in tests/$emulator failed ($LASTEXITCODE)." }
+    }
     Write-Host '== xunit' -ForegroundColor Cyan
     & dotnet test (Join-Path $Root 'tests/ResilientMail.Core.Tests/ResilientMail.Core.Tests.csproj') -c $Configuration --nologo `
         --logger 'trx;LogFileName=xunit.trx' --logger 'console;verbosity=minimal' --results-directory $results
@@ -118,11 +124,6 @@ function Invoke-Test {
     Invoke-Dotnet restore (Join-Path $Root 'tools/tools.csproj') --nologo -v q
     # The HTTP fakes (SendGrid, the SES proxy) and the SES emulator the provider tests start.
     Invoke-Dotnet build (Join-Path $Root 'tests/ResilientMail.TestServers/ResilientMail.TestServers.csproj') -c $Configuration --nologo -v q -o (Join-Path $Out 'testservers')
-    if (-not (Get-Command npm -ErrorAction SilentlyContinue)) { throw 'npm (Node.js) is needed for the emulators the tests start (SES, Azurite).' }
-    foreach ($emulator in 'ses', 'azurite') {
-        & npm ci --prefix (Join-Path $Root "tests/$emulator") --ignore-scripts --no-audit --no-fund --loglevel=error
-        if ($LASTEXITCODE -ne 0) { throw "npm ci in tests/$emulator failed ($LASTEXITCODE)." }
-    }
     $pester = Join-Path (Get-NuGetPackagesFolder) 'pester/6.2.0/tools/Pester.psd1'
     if (-not (Test-Path $pester)) { throw "Pester 6.2.0 was not restored to $pester" }
     $summary = Join-Path $results 'pester.json'
@@ -161,6 +162,9 @@ function Invoke-Demo {
 function Invoke-Bench {
     Invoke-Build
     Invoke-Dotnet build (Join-Path $Root 'bench/BenchTool/BenchTool.csproj') -c Release --nologo -v q
+    # Azurite, for the journal-store figures.
+    & npm ci --prefix (Join-Path $Root 'tests/azurite') --ignore-scripts --no-audit --no-fund --loglevel=error
+    if ($LASTEXITCODE -ne 0) { throw "npm ci in tests/azurite failed ($LASTEXITCODE)." }
     $code = Invoke-ChildPwsh "& '$Root/bench/Bench.ps1' -ModulePath '$ModuleOut/ResilientMail.psd1' $(if ($Quick) { '-Quick' })"
     if ($code -ne 0) { exit $code }
 }

@@ -85,6 +85,8 @@ function Get-Summary([string]$Label, [int]$Delay, [object[]]$Samples) {
 Write-Host "== Benchmarks ($(if ($Quick) { 'quick' } else { 'full' }): $runs runs each)" -ForegroundColor Cyan
 $cases = [System.Collections.Generic.List[object]]::new()
 $sinks = @{ 0 = (Start-Sink 0); 20 = (Start-Sink 20) }
+Import-Module (Join-Path $root 'build/TestServers.psm1') -Force
+$azurite = Start-Azurite
 try {
     foreach ($delay in 0, 20) {
         $s = $sinks[$delay]; $n = if ($delay -eq 0) { $n0 } else { $n20 }
@@ -107,6 +109,14 @@ try {
             foreach ($c in $steady) { $cases.Add($c) }
         }
     }
+    # The journal in Azure Blob Storage (Azurite) against the local file, -Concurrency 8 at a 20 ms round trip, in rotation.
+    $blob = @('-JournalStore', $azurite.Container('bench'), '-JournalStoreSecret', $azurite.ConnectionString)
+    $s20 = $sinks[20]
+    $stores = Measure-Together 20 @(
+        @{ Label = 'Start-MailCampaign -Concurrency 8, file journal'; Run = { Invoke-Child @('-Scenario', 'Campaign', '-ModulePath', $ModulePath, '-Port', $s20.Port, '-Count', $n20, '-Concurrency', 8, '-WorkDir', $work) } }
+        @{ Label = 'Start-MailCampaign -Concurrency 8, blob journal'; Run = { Invoke-Child (@('-Scenario', 'Campaign', '-ModulePath', $ModulePath, '-Port', $s20.Port, '-Count', $n20, '-Concurrency', 8, '-WorkDir', $work) + $blob) } }
+    )
+    foreach ($c in $stores) { $cases.Add($c) }
     # Rate limit: 50/second for about 20 s (10 s in quick mode) against the 0 ms sink.
     $rlCount = if ($Quick) { 500 } else { 1000 }
     $rlRuns = foreach ($i in 1..$runs) { Invoke-Child @('-Scenario', 'CampaignRateLimited', '-ModulePath', $ModulePath, '-Port', $sinks[0].Port, '-Count', $rlCount, '-RateLimit', '50/second', '-WorkDir', $work) }
@@ -159,6 +169,12 @@ $memory = foreach ($rowsCount in $memRows) {
     Remove-Item -Recurse -Force (Join-Path $work 'pickup-*') -ErrorAction SilentlyContinue
     [pscustomobject]@{ rows = $rowsCount; rate = $r.count / $r.seconds; peakMB = $r.peakMB }
 }
+# The same largest campaign with its journal in Azure Blob Storage (Azurite), 8 connections (one append serves several).
+$big = Join-Path $work "rows-$($memRows[-1]).csv"
+$r = Invoke-Child (@('-Scenario', 'PickupCsv', '-ModulePath', $ModulePath, '-Csv', $big, '-WorkDir', $work, '-Concurrency', 8) + $blob)
+$blobMemory = [pscustomobject]@{ rows = $memRows[-1]; rate = $r.count / $r.seconds; peakMB = $r.peakMB }
+Write-Host ("Pickup campaign, blob journal, {0:N0} rows: {1:0} rows/s, peak working set {2:0} MB" -f $blobMemory.rows, $blobMemory.rate, $blobMemory.peakMB)
+Stop-Azurite $azurite
 
 # Import time: median of 10 fresh processes, against a bare start.
 function Measure-Start([string]$Command) {
@@ -184,6 +200,8 @@ $targets = @(
     @{ What = 'Campaign -Concurrency 8 vs -Concurrency 1, 20 ms'; Value = (Ratio 'Start-MailCampaign -Concurrency 8' 'Start-MailCampaign -Concurrency 1' 20); Goal = '>= 5x'; Met = (Ratio 'Start-MailCampaign -Concurrency 8' 'Start-MailCampaign -Concurrency 1' 20) -ge 5 }
     @{ What = 'Campaign -Concurrency 8 vs Send-MailMessage, 20 ms'; Value = (Ratio 'Start-MailCampaign -Concurrency 8' $smm 20); Goal = '>= 10x'; Met = (Ratio 'Start-MailCampaign -Concurrency 8' $smm 20) -ge 10 }
     @{ What = "Peak working set, $('{0:N0}' -f $memRows[-1]) rows (pickup)"; Value = $memory[-1].peakMB; Goal = '< 250 MB'; Met = $memory[-1].peakMB -lt 250; Unit = 'MB' }
+    @{ What = "Peak working set, $('{0:N0}' -f $memRows[-1]) rows (pickup, blob journal)"; Value = $blobMemory.peakMB; Goal = '< 250 MB'; Met = $blobMemory.peakMB -lt 250; Unit = 'MB' }
+    @{ What = 'Campaign -Concurrency 8, blob journal vs file journal, 20 ms'; Value = (Ratio 'Start-MailCampaign -Concurrency 8, blob journal' 'Start-MailCampaign -Concurrency 8, file journal' 20); Goal = '>= 0.9x'; Met = (Ratio 'Start-MailCampaign -Concurrency 8, blob journal' 'Start-MailCampaign -Concurrency 8, file journal' 20) -ge 0.9 }
     @{ What = "Peak working set growth, $('{0:N0}' -f $memRows[0]) -> $('{0:N0}' -f $memRows[-1]) rows"; Value = $memory[-1].peakMB / $memory[0].peakMB; Goal = 'flat (< 1.5x)'; Met = ($memory[-1].peakMB / $memory[0].peakMB) -lt 1.5 }
     @{ What = 'Import-Module added to a bare pwsh start'; Value = $importStart - $bareStart; Goal = '< 400 ms'; Met = ($importStart - $bareStart) -lt 400; Unit = 'ms' }
     @{ What = 'Recovery latency, 10 s check interval (slowest run)'; Value = $recovery[0].max; Goal = '<= 11 s'; Met = $recovery[0].max -le 11; Unit = 's' }

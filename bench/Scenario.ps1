@@ -13,6 +13,9 @@ param(
     [string]$WorkDir = ([IO.Path]::GetTempPath()),
     [string]$RateLimit,
     [double]$CheckInterval = 10,
+    # The journal in Azure Blob Storage (Azurite's container address and its connection string) instead of the local file.
+    [string]$JournalStore,
+    [string]$JournalStoreSecret,
     # Steady state: the same run first, untimed, over at least this many messages, until the JIT is quiet (see below).
     [int]$Warmup = 0
 )
@@ -24,6 +27,8 @@ $env:RESILIENTMAIL_DATA = Join-Path $WorkDir "data-$([guid]::NewGuid().ToString(
 $rows = if (-not $Csv) { 1..$Count | ForEach-Object { [pscustomobject]@{ Email = "r$_@example.com"; FirstName = "N$_" } } }
 $body = "A benchmark message body.`r`nSecond line."
 $extra = @{}
+$store = @{}
+if ($JournalStore) { $store = @{ JournalStore = $JournalStore; JournalStoreSecret = (ConvertTo-SecureString $JournalStoreSecret -AsPlainText -Force) } }
 $run = switch ($Scenario) {
     'SendMailMessage' {
         { foreach ($r in $rows) { Send-MailMessage -SmtpServer 127.0.0.1 -Port $Port -From bench@example.com -To $r.Email -Subject "Bench $($r.FirstName)" -Body $body } }
@@ -34,7 +39,7 @@ $run = switch ($Scenario) {
     'Campaign' {
         {
             $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $Port
-            $rows | Start-MailCampaign -Name "bench-$runs" -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -Concurrency $Concurrency | Out-Null
+            $rows | Start-MailCampaign -Name "bench-$runs-$([guid]::NewGuid().ToString('n').Substring(0, 6))" -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -Concurrency $Concurrency @store | Out-Null
         }
     }
     'CampaignRateLimited' {
@@ -47,7 +52,7 @@ $run = switch ($Scenario) {
         {
             $t = New-MailTransport -PickupDirectory (Join-Path $WorkDir "pickup-$([guid]::NewGuid().ToString('n'))")
             # Streamed to Out-Null: `$null = ...` would first collect every result object.
-            Start-MailCampaign -Name bench -Path $Csv -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay | Out-Null
+            Start-MailCampaign -Name "bench-$([guid]::NewGuid().ToString('n').Substring(0, 6))" -Path $Csv -Transport $t -From bench@example.com -Subject 'Bench {{FirstName}}' -Body $body -NoDelay -Concurrency $Concurrency @store | Out-Null
         }
     }
     'Recovery' {

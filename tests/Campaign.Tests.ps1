@@ -112,14 +112,14 @@ Describe 'Campaigns with the journal in <Store>' -ForEach @(@{ Store = 'a local 
         It 'reads a CSV file with unicode names and IDN addresses; duplicates once; a CR/LF row fails alone' {
             $csv = Join-Path $TestDrive 'list.csv'
             @'
-    Email,FirstName
-    jose.muller@example.com,José
-    用户@例子.广告,用户
-    JOSE.MULLER@example.com,José again
-    ada@example.com,"Ada
-    Bcc: victim@example.com"
-    grace@example.com,Grace
-    '@ | Set-Content $csv -Encoding utf8
+Email,FirstName
+jose.muller@example.com,José
+用户@例子.广告,用户
+JOSE.MULLER@example.com,José again
+ada@example.com,"Ada
+Bcc: victim@example.com"
+grace@example.com,Grace
+'@ | Set-Content $csv -Encoding utf8
             $errs = $null
             $out = Start-MailCampaign @J -Name 'unicode' -Path $csv @common -Subject 'Hola {{FirstName}}' -Body 'x' -ErrorVariable errs -ErrorAction SilentlyContinue
             $results = @($out | Where-Object { $_ -is [ResilientMail.CampaignRecipientResult] })

@@ -95,7 +95,7 @@ namespace ResilientMail.Core.Campaigns
                 appender._renewal.Change(period, period);
                 return appender;
             }
-            catch (RequestFailedException ex)
+            catch (Exception ex) when (ex is not JournalLockedException && BlobJournalStore.Failed(ex))
             {
                 throw new JournalStoreException($"The journal {store.Where(id)} cannot be opened: {BlobJournalStore.Describe(ex)}", ex);
             }
@@ -323,7 +323,7 @@ namespace ResilientMail.Core.Campaigns
         private static bool Transient(Exception ex) => ex switch
         {
             RequestFailedException r => r.Status == 0 || r.Status == 408 || r.Status == 429 || r.Status >= 500,
-            AggregateException a => Transient(a.GetBaseException()),
+            AggregateException a => a.InnerExceptions.All(Transient),
             IOException _ => true,
             System.Net.Http.HttpRequestException _ => true,
             OperationCanceledException _ => true, // the SDK's own timeout

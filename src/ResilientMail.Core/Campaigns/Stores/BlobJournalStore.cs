@@ -57,7 +57,7 @@ namespace ResilientMail.Core.Campaigns
                 throw new ArgumentException($"'{Redact(address)}' names no container: add it to the address (…/campaigns).");
             BlobContainerClient container;
             if (!string.IsNullOrEmpty(secret) && IsConnectionString(secret!))
-                container = new BlobContainerClient(secret, name, options);
+                container = FromConnectionString(secret!, plain, name, options);
             else if (!string.IsNullOrEmpty(secret))
                 container = new BlobContainerClient(plain, new AzureSasCredential(secret!.TrimStart('?')), options);
             else if (!string.IsNullOrEmpty(uri.Query) && uri.Query.IndexOf("sig=", StringComparison.OrdinalIgnoreCase) >= 0)
@@ -65,6 +65,19 @@ namespace ResilientMail.Core.Campaigns
             else
                 container = new BlobContainerClient(plain, new DefaultAzureCredential(new DefaultAzureCredentialOptions { ExcludeInteractiveBrowserCredential = true }), options);
             return new BlobJournalStore(container, plain);
+        }
+
+        /// <summary>The address names the container; the connection string gives only the credential (an account key or a SAS), so the two cannot disagree.</summary>
+        private static BlobContainerClient FromConnectionString(string connectionString, Uri address, string name, BlobClientOptions options)
+        {
+            var parts = connectionString.Split(new[] { ';' }, StringSplitOptions.RemoveEmptyEntries)
+                .Select(p => p.Split(new[] { '=' }, 2)).Where(p => p.Length == 2)
+                .GroupBy(p => p[0].Trim(), StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.Last()[1].Trim(), StringComparer.OrdinalIgnoreCase);
+            if (parts.TryGetValue("AccountName", out var account) && parts.TryGetValue("AccountKey", out var key))
+                return new BlobContainerClient(address, new Azure.Storage.StorageSharedKeyCredential(account, key), options);
+            if (parts.TryGetValue("SharedAccessSignature", out var sas))
+                return new BlobContainerClient(address, new AzureSasCredential(sas.TrimStart('?')), options);
+            return new BlobContainerClient(connectionString, name, options);
         }
 
         private static bool IsConnectionString(string s) =>
@@ -90,14 +103,14 @@ namespace ResilientMail.Core.Campaigns
                 return Container.GetBlobs().Select(b => b.Name).Where(n => n.EndsWith(Extension, StringComparison.Ordinal)).ToList();
             }
             catch (RequestFailedException ex) when (ex.Status == 404) { return new string[0]; }
-            catch (RequestFailedException ex) { throw Unreadable(ex); }
+            catch (Exception ex) when (Failed(ex)) { throw Unreadable(ex); }
         }
 
         public override bool Exists(string id)
         {
             try { return Container.GetAppendBlobClient(id).GetProperties().Value.ContentLength > 0; }
             catch (RequestFailedException ex) when (ex.Status == 404) { return false; }
-            catch (RequestFailedException ex) { throw Unreadable(ex); }
+            catch (Exception ex) when (Failed(ex)) { throw Unreadable(ex); }
         }
 
         public override Stream? OpenRead(string id)
@@ -119,7 +132,7 @@ namespace ResilientMail.Core.Campaigns
                     .OrderBy(n => n == id ? 1 : SegmentNumber(id, n)).ToList();
             }
             catch (RequestFailedException ex) when (ex.Status == 404) { return new List<string>(); }
-            catch (RequestFailedException ex) { throw Unreadable(ex); }
+            catch (Exception ex) when (Failed(ex)) { throw Unreadable(ex); }
         }
 
         internal static string SegmentName(string id, int n) => n <= 1 ? id : $"{id}.{n:000000}";
@@ -133,7 +146,11 @@ namespace ResilientMail.Core.Campaigns
                    int.TryParse(name.Substring(id.Length + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out n) && n > 1;
         }
 
-        internal Exception Unreadable(RequestFailedException ex) =>
+        /// <summary>What the storage client throws when a call failed: its own error, retries exhausted (an AggregateException), the transport's, a credential's.</summary>
+        internal static bool Failed(Exception ex) =>
+            ex is RequestFailedException || ex is AggregateException || ex is System.Net.Http.HttpRequestException || ex is AuthenticationFailedException || ex is IOException;
+
+        internal Exception Unreadable(Exception ex) =>
             new IOException($"The journal store {Location} cannot be read: {Describe(ex)}", ex);
 
         /// <summary>A storage failure in one line, without the request's headers (and so without any secret).</summary>
@@ -143,7 +160,7 @@ namespace ResilientMail.Core.Campaigns
             RequestFailedException r when r.Status == 403 => $"403 {r.ErrorCode}: the credential is not allowed to use this container (a managed identity needs the Storage Blob Data Contributor role on it; a SAS needs read, add, create, write, delete and list).",
             RequestFailedException r => $"{r.Status} {r.ErrorCode}",
             AuthenticationFailedException a => "no Microsoft Entra token for the store: " + FirstLine(a.Message),
-            AggregateException a => Describe(a.GetBaseException()),
+            AggregateException a => a.InnerExceptions.Count > 0 ? Describe(a.InnerExceptions[a.InnerExceptions.Count - 1]) : FirstLine(a.Message),
             _ => FirstLine(ex.Message),
         };
 
@@ -163,7 +180,7 @@ namespace ResilientMail.Core.Campaigns
                 foreach (var segment in Segments(id).Where(s => s != id)) Container.GetBlobClient(segment).DeleteIfExists();
                 Container.GetBlobClient(id).DeleteIfExists(DeleteSnapshotsOption.IncludeSnapshots, new BlobRequestConditions { LeaseId = lease });
             }
-            catch (RequestFailedException ex) { throw new IOException($"The journal {Where(id)} cannot be deleted: {Describe(ex)}", ex); }
+            catch (Exception ex) when (Failed(ex)) { throw new IOException($"The journal {Where(id)} cannot be deleted: {Describe(ex)}", ex); }
             finally { held.Dispose(); }
         }
 
