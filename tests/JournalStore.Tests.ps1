@@ -9,6 +9,12 @@ BeforeAll {
     $script:pwsh = Get-PwshArgs
 
     function New-Store { $azurite.Container("j-$([guid]::NewGuid().ToString('n').Substring(0, 8))") }
+    # A case: its own container, outbox (pickup folder) and CSV of -Rows recipients named <Prefix><n>@example.com.
+    function New-Case([string]$Name, [int]$Rows, [string]$Prefix) {
+        $csv = Join-Path $TestDrive "$Name.csv"
+        "Email,FirstName`n" + ((1..$Rows | ForEach-Object { "$Prefix$_@example.com,$($Prefix.ToUpper())$_" }) -join "`n") | Set-Content $csv
+        [pscustomobject]@{ Store = New-Store; Outbox = Join-Path $TestDrive "$Name-out"; Csv = $csv }
+    }
     function Get-Sent([string]$Folder) {
         @(Get-ChildItem $Folder -Filter *.eml -ErrorAction SilentlyContinue | ForEach-Object {
             (Select-String -Path $_.FullName -Pattern '^To: (.*)$').Matches[0].Groups[1].Value.Trim() })
@@ -38,10 +44,8 @@ AfterAll {
 
 Describe 'A campaign journal in Azure Blob Storage' {
     It 'refuses a second run while the first holds the lease, naming its expiry; takes over a killed run''s lease once it expired' {
-        $store = New-Store
-        $outbox = Join-Path $TestDrive 'lease-out'
-        $csv = Join-Path $TestDrive 'lease.csv'
-        "Email`n" + ((1..40 | ForEach-Object { "l$_@example.com" }) -join "`n") | Set-Content $csv
+        $case = New-Case 'lease' 40 'l'
+        $store = $case.Store; $outbox = $case.Outbox; $csv = $case.Csv
         $p = Start-Worker 'lease-a' @"
 `$t = New-MailTransport -PickupDirectory '$outbox'
 Start-MailCampaign -Name lease -Path '$csv' -Transport `$t -From a@example.com -Subject s -Body b -NoDelay -RateLimit '4/second' -JournalStore '$store' -JournalStoreSecret `$journalStoreSecret | Out-Null
@@ -76,10 +80,8 @@ Start-MailCampaign -Name lease -Path '$csv' -Transport `$t -From a@example.com -
     }
 
     It 'sends nothing while the store is down for 20 s, says it is waiting, and then delivers everyone once' {
-        $store = New-Store
-        $outbox = Join-Path $TestDrive 'outage-out'
-        $csv = Join-Path $TestDrive 'outage.csv'
-        "Email`n" + ((1..60 | ForEach-Object { "o$_@example.com" }) -join "`n") | Set-Content $csv
+        $case = New-Case 'outage' 60 'o'
+        $store = $case.Store; $outbox = $case.Outbox; $csv = $case.Csv
         $p = Start-Worker 'outage' @"
 `$t = New-MailTransport -PickupDirectory '$outbox'
 Start-MailCampaign -Name outage -Path '$csv' -Transport `$t -From a@example.com -Subject s -Body b -NoDelay -RateLimit '5/second' -Concurrency 2 ``
@@ -109,10 +111,8 @@ Start-MailCampaign -Name outage -Path '$csv' -Transport `$t -From a@example.com 
     }
 
     It 'splits one 1,000-row list between two workers (-Shard 1/2, 2/2): every recipient once; Get-MailCampaign shows it whole and per shard' {
-        $store = New-Store
-        $outbox = Join-Path $TestDrive 'shard-out'
-        $csv = Join-Path $TestDrive 'shards.csv'
-        "Email,FirstName`n" + ((1..1000 | ForEach-Object { "s$_@example.com,S$_" }) -join "`n") | Set-Content $csv
+        $case = New-Case 'shards' 1000 's'
+        $store = $case.Store; $outbox = $case.Outbox; $csv = $case.Csv
         $workers = foreach ($k in 1, 2) {
             Start-Worker "shard$k" @"
 `$t = New-MailTransport -PickupDirectory '$outbox'

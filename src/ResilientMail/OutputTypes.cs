@@ -116,7 +116,7 @@ namespace ResilientMail
         /// <summary>For a campaign split among workers (Get-MailCampaign): each shard's own counts; the campaign's are their sums.</summary>
         public MailCampaignInfo[]? Shards { get; set; }
 
-        public override string ToString() => $"{Name}: {State}, {Sent} sent, {Remaining} remaining";
+        public override string ToString() => $"{Name}{(Shard != null && Shards == null ? $" (shard {Shard})" : "")}: {State}, {Sent} sent, {Remaining} remaining";
     }
 
     /// <summary>One recipient as a campaign's journal last recorded it (Get-MailCampaign -Recipients).</summary>
