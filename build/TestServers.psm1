@@ -184,17 +184,21 @@ function Start-Azurite {
     start it again where it was, on the same -Location (its data folder), after Stop-TestServer. Telemetry is off.
     ConnectionString and Container(name) give what a test hands to -JournalStore and -JournalStoreSecret.
     #>
-    param([int]$Port, [string]$Location)
+    param([int]$Port, [string]$Location,
+        # HTTPS with this certificate and key (PEM), and Microsoft Entra tokens accepted (Azurite's "basic" OAuth: it reads the
+        # token's audience, issuer and times, and does not check the signature); the shared key and SAS still work.
+        [string]$Cert, [string]$Key)
     $main = Join-Path $script:RepoRoot 'tests/azurite/node_modules/azurite/dist/src/blob/main.js'
     if (-not (Test-Path $main)) { throw "Azurite is not installed at $main; run build.ps1 -Task Test (it runs npm ci in tests/azurite)." }
     if (-not $Port) { $Port = Get-FreeTcpPort }
     if (-not $Location) { $Location = Join-Path ([IO.Path]::GetTempPath()) "rm-azurite-$([guid]::NewGuid().ToString('n').Substring(0, 8))" }
     $null = New-Item -ItemType Directory -Force $Location
     $log = Join-Path $Location "azurite-$([guid]::NewGuid().ToString('n').Substring(0, 6)).log"
-    $process = Start-Process -FilePath 'node' -ArgumentList @($main, '--blobHost', '127.0.0.1', '--blobPort', $Port, '--location', $Location,
-        '--silent', '--skipApiVersionCheck', '--loose', '--disableTelemetry') -PassThru -RedirectStandardOutput $log -RedirectStandardError "$log.err"
+    $arguments = @($main, '--blobHost', '127.0.0.1', '--blobPort', $Port, '--location', $Location, '--silent', '--skipApiVersionCheck', '--loose', '--disableTelemetry')
+    if ($Cert) { $arguments += @('--cert', $Cert, '--key', $Key, '--oauth', 'basic') }
+    $process = Start-Process -FilePath 'node' -ArgumentList $arguments -PassThru -RedirectStandardOutput $log -RedirectStandardError "$log.err"
     Wait-Listening $process $log $Port 'Azurite'
-    $endpoint = "http://127.0.0.1:$Port/$script:AzuriteAccount"
+    $endpoint = "$(if ($Cert) { 'https' } else { 'http' })://127.0.0.1:$Port/$script:AzuriteAccount"
     [pscustomobject]@{
         Process = $process; Port = $Port; Location = $Location; Log = $log; Endpoint = $endpoint
         ConnectionString = "DefaultEndpointsProtocol=http;AccountName=$script:AzuriteAccount;AccountKey=$script:AzuriteKey;BlobEndpoint=$endpoint;"

@@ -233,6 +233,33 @@ Describe 'A campaign through Graph' {
     }
 }
 
+Describe 'A runbook: Graph and the journal in Azure Blob Storage, both with the managed identity' {
+    It 'keeps the journal in a container it reaches with a managed identity token (no secret), and lists it there' {
+        # Azurite over HTTPS with the stand-in's certificate, accepting Microsoft Entra tokens (a bearer token is sent only over HTTPS).
+        $azurite = Start-Azurite -Cert (Join-Path $cloud.Keys 'server.pem') -Key (Join-Path $cloud.Keys 'server-key.pem')
+        try {
+            $store = $azurite.Container('runbooks')
+            $csv = Join-Path $TestDrive 'runbook.csv'
+            1..5 | ForEach-Object { [pscustomobject]@{ Email = "rb$_@example.com" } } | Export-Csv $csv -NoTypeInformation
+            $before = [int](Get-Stats).'token-storage'
+            $out = Invoke-Cloud @"
+`$t = New-MailTransport -Graph -Mailbox reports@contoso.com -GraphEndpoint `$graph -ManagedIdentity
+`$c = Start-MailCampaign -Name runbook -Path '$csv' -Transport `$t -From reports@contoso.com -Subject 's' -Body 'b' -NoDelay -JournalStore '$store' -MaxRunDuration 1h -Force |
+    Where-Object { `$_ -is [ResilientMail.MailCampaignInfo] }
+"`$(`$c.State) `$(`$c.Sent) `$(`$c.JournalPath)"
+`$g = Get-MailCampaign -JournalStore '$store'
+"listed `$(`$g.Name) `$(`$g.State) `$(`$g.Sent)"
+"@
+            $out | Should -Contain "Completed 5 $store/runbook.journal.jsonl"
+            $out[-1] | Should -Be 'listed runbook Completed 5'
+            # A token for Azure Storage from the managed identity endpoint: no key or SAS was given.
+            ([int](Get-Stats).'token-storage' - $before) | Should -BeGreaterOrEqual 1
+            (Get-ChildItem $azurite.Location -Recurse -File | ForEach-Object { [IO.File]::ReadAllText($_.FullName) }) -join "`n" | Should -Match 'rb5@example.com'
+        }
+        finally { Stop-TestServer $azurite }
+    }
+}
+
 Describe 'The daily recipient cap' {
     It 'pauses a campaign at the cap with the time it may resume and the exact resume command, without failing the job' {
         $out = Invoke-Cloud @"

@@ -89,6 +89,9 @@ namespace ResilientMail.TestServers
             var server = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(7));
             var serverPfx = X509CertificateLoader.LoadPkcs12(server.Export(X509ContentType.Pfx), null);
             File.WriteAllText(Path.Combine(keys, "server.pem"), server.ExportCertificatePem() + "\n");
+            // The same certificate for Azurite over HTTPS (its OAuth mode needs it), and the key that signs storage tokens.
+            File.WriteAllText(Path.Combine(keys, "server-key.pem"), serverKey.ExportPkcs8PrivateKeyPem() + "\n");
+            _signer = serverKey;
 
             _appKey = RSA.Create(2048);
             var app = new CertificateRequest("CN=ResilientMail test app", _appKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1)
@@ -244,12 +247,32 @@ namespace ResilientMail.TestServers
             await Json(context, 200, new { access_token = token, expires_in = (int)_lifetime.TotalSeconds, token_type = "Bearer" });
         }
 
+        private RSA? _signer;
+
         private string Issue(string audience, string kind)
         {
-            var token = "ya29." + Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant();
+            // Azure Storage reads its token's claims (Azurite checks audience, issuer and times), so it gets a signed JWT, as
+            // Entra issues; every other audience gets an opaque token, which is all Graph, SMTP and the tests need.
+            var token = audience.StartsWith("https://storage.azure.com", StringComparison.Ordinal) ? StorageJwt(audience)
+                : "ya29." + Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant();
             _tokens[token] = (DateTimeOffset.UtcNow.Add(_lifetime), audience, kind);
             Count("token-" + kind);
             return token;
+        }
+
+        private string StorageJwt(string audience)
+        {
+            static string B64(byte[] b) => Convert.ToBase64String(b).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+            var now = DateTimeOffset.UtcNow;
+            var header = B64(JsonSerializer.SerializeToUtf8Bytes(new { alg = "RS256", typ = "JWT" }));
+            var payload = B64(JsonSerializer.SerializeToUtf8Bytes(new
+            {
+                aud = audience, iss = "https://sts.windows.net/8a4d1b2c-0000-4000-8000-00000000c0de/", iat = now.ToUnixTimeSeconds(), nbf = now.AddMinutes(-5).ToUnixTimeSeconds(),
+                exp = now.Add(_lifetime).ToUnixTimeSeconds(), oid = "5e1f0c9a-0000-4000-8000-00000000a001", sub = "managed-identity", jti = Guid.NewGuid().ToString("n"),
+            }));
+            Count("token-storage");
+            var signature = B64(_signer!.SignData(System.Text.Encoding.ASCII.GetBytes(header + "." + payload), HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1));
+            return $"{header}.{payload}.{signature}";
         }
 
         /// <summary>Null when the JWT is signed by <paramref name="key"/> (RS256 or PS256), unexpired and its claims pass; else why not.</summary>

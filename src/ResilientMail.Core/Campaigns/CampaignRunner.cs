@@ -412,6 +412,9 @@ namespace ResilientMail.Core.Campaigns
 
         private readonly CancellationTokenSource _paused = new CancellationTokenSource();
 
+        /// <summary>The journal's store cannot be written (past the wait limit) or was taken over: a pause for a failure, like a lost network.</summary>
+        private void StoreLost(JournalStoreException ex) => Pause(ex.Message, new Failure(FailureKind.Transient, FailureReason.ConnectivityLost, ex.Message));
+
         /// <summary>A declared message that will not be sent in this run: pending again.</summary>
         private void Release(WorkItem item)
         {
@@ -653,7 +656,7 @@ namespace ResilientMail.Core.Campaigns
             {
                 // No durable record, no send: the store stayed out past the wait limit, or another run took the journal.
                 // The message never left; its record, if the store has it after all, reads back as Uncertain.
-                Pause(stored.Message, new Failure(FailureKind.Transient, FailureReason.ConnectivityLost, stored.Message));
+                StoreLost(stored);
                 Release(item);
                 return;
             }
@@ -755,7 +758,7 @@ namespace ResilientMail.Core.Campaigns
             try { _journal.InputEnd(rows); }
             catch (JournalStoreException ex)
             {
-                Pause(ex.Message, new Failure(FailureKind.Transient, FailureReason.ConnectivityLost, ex.Message));
+                StoreLost(ex);
                 return;
             }
             Interlocked.Exchange(ref _rowsRead, rows);

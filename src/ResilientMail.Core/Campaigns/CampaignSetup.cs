@@ -115,7 +115,7 @@ namespace ResilientMail.Core.Campaigns
             if (r.JournalPath == null) CheckShards(store, r);
             if (r.Resume && !exists)
                 throw new CampaignSetupError(CampaignSetupProblem.NotFound, $"Campaign '{r.Name}'{(r.Shard != null ? $" (shard {r.Shard})" : "")} has no journal at {journalPath}; there is nothing to resume.");
-            var previous = exists ? JournalSnapshot.Load(store, journalId) : JournalSnapshot.Load("");
+            var previous = exists ? JournalSnapshot.Load(store, journalId) : JournalSnapshot.None();
             var definition = previous.Definition ?? NewDefinition(r);
             var transport = r.Transport ?? definition.Transport;
             if (r.Transport == null && transport.NeedsCallerSecret)

@@ -81,49 +81,6 @@ namespace ResilientMail.Core.Campaigns
         /// <summary>The hand-over record is durable before a message leaves (a store read from other machines); no intents are written.</summary>
         public bool DurableHandOver => _sink.DurableHandOver;
 
-        /// <summary>The default journal of a campaign: a per-user data folder, one file per campaign name.</summary>
-        public static string DefaultPath(string campaignName, string? dataRoot = null)
-        {
-            var root = dataRoot ?? DataRoot();
-            return System.IO.Path.Combine(root, "ResilientMail", "campaigns", SafeFileName(campaignName) + Extension);
-        }
-
-        /// <summary>%LOCALAPPDATA% on Windows, $XDG_DATA_HOME or ~/.local/share elsewhere; RESILIENTMAIL_DATA overrides both.</summary>
-        public static string DataRoot()
-        {
-            var overridden = Environment.GetEnvironmentVariable("RESILIENTMAIL_DATA");
-            if (!string.IsNullOrEmpty(overridden)) return overridden!;
-            var local = Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData);
-            if (!string.IsNullOrEmpty(local)) return local;
-            var xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
-            if (!string.IsNullOrEmpty(xdg)) return xdg!;
-            return System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
-        }
-
-        /// <summary>The folder of the default journals.</summary>
-        public static string Folder(string? dataRoot = null) => System.IO.Path.GetDirectoryName(DefaultPath("x", dataRoot))!;
-
-        /// <summary>Every journal in the default folder.</summary>
-        public static string[] All(string? dataRoot = null)
-        {
-            var dir = Folder(dataRoot);
-            return Directory.Exists(dir) ? Directory.GetFiles(dir, "*" + Extension) : new string[0];
-        }
-
-        public const string Extension = JournalStore.Extension;
-
-        /// <summary>The campaign name a journal file stands for (its own name may have had characters replaced: see <see cref="JournalSnapshot.ReadName"/>).</summary>
-        public static string NameFromPath(string path)
-        {
-            var file = System.IO.Path.GetFileName(path);
-            return file.EndsWith(Extension, StringComparison.OrdinalIgnoreCase) ? file.Substring(0, file.Length - Extension.Length) : file;
-        }
-
-        /// <summary>The name the campaign was started with, else the one its file stands for.</summary>
-        public static string DisplayName(string path) => JournalSnapshot.ReadName(path) ?? NameFromPath(path);
-
-        public static string SafeFileName(string name) => JournalStore.SafeName(name);
-
         /// <summary>Opens (creating it if needed) for appending; only one run may hold it.</summary>
         public static CampaignJournal Open(string path) => Open(path, TimeProvider.System);
 

@@ -92,7 +92,7 @@ namespace ResilientMail.Core.Campaigns
             Completed ? "Completed" : LastPause != null ? "Paused" : Stopped ? "Stopped" : Incomplete ? "Incomplete" : Runs == 0 ? "New" : "Running";
 
         /// <summary>The campaign's counts as the journal has them: the same summary a run ends with.</summary>
-        public CampaignSummary Summary() => new CampaignCounts(this).Summary(Definition?.Name ?? CampaignJournal.NameFromPath(Path),
+        public CampaignSummary Summary() => new CampaignCounts(this).Summary(Definition?.Name ?? JournalStore.Stem(System.IO.Path.GetFileName(Path)),
             Completed ? CampaignState.Completed : LastPause != null ? CampaignState.Paused : CampaignState.Incomplete) with
         {
             JournalPath = Path,
@@ -102,11 +102,7 @@ namespace ResilientMail.Core.Campaigns
             RowsRead = RowsRead,
         };
 
-        public static bool Exists(string path) => File.Exists(path) && new FileInfo(path).Length > 0;
-
         /// <summary>The campaign's own name, from the journal's first record (file names are made safe, so they may differ); null if unreadable.</summary>
-        public static string? ReadName(string path) => ReadName(FileStoreOf(path), path);
-
         public static string? ReadName(JournalStore store, string id)
         {
             try
@@ -121,8 +117,11 @@ namespace ResilientMail.Core.Campaigns
             return null;
         }
 
-        public static JournalSnapshot Load(string path, bool withRecipients = false) =>
-            path.Length == 0 ? new JournalSnapshot() : Load(FileStoreOf(path), path, withRecipients);
+        /// <summary>A journal file, replayed (an empty snapshot when it does not exist).</summary>
+        public static JournalSnapshot Load(string path, bool withRecipients = false) => Load(FileStoreOf(path), path, withRecipients);
+
+        /// <summary>The snapshot of a campaign that has no journal yet.</summary>
+        public static JournalSnapshot None() => new JournalSnapshot();
 
         /// <summary>A journal of a store, replayed (an empty snapshot when it does not exist).</summary>
         public static JournalSnapshot Load(JournalStore store, string id, bool withRecipients = false)

@@ -159,9 +159,6 @@ namespace ResilientMail.Internal
             Updated = r.Updated,
         };
 
-        /// <summary>Journals in the default folder whose campaign names (as started, or as their file stands for) match.</summary>
-        public static string[] Find(string pattern) => Find(pattern, FileJournalStore.Default);
-
         /// <summary>Journals of a store whose campaign names match (a shard's journal matches by its campaign's name).</summary>
         public static string[] Find(string pattern, JournalStore store)
         {

@@ -27,10 +27,12 @@ namespace ResilientMail.Internal
     {
         public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
         {
-            string[] paths;
-            try { paths = CampaignInfo.Find("*"); }
+            // The local folder's campaigns (a store would cost a network call per key press); a campaign split into shards once.
+            var store = Core.Campaigns.FileJournalStore.Default;
+            string[] names;
+            try { names = CampaignInfo.Find("*", store).Select(id => Core.Campaigns.JournalSnapshot.ReadName(store, id) ?? store.NameOf(id)).Distinct().ToArray(); }
             catch (Exception) { return Array.Empty<CompletionResult>(); }
-            return Completion.Matching(paths.Select(Core.Campaigns.CampaignJournal.DisplayName), wordToComplete, name => $"Campaign {name}");
+            return Completion.Matching(names, wordToComplete, name => $"Campaign {name}");
         }
     }
 

@@ -82,8 +82,20 @@ namespace ResilientMail.Core.Campaigns
     {
         public FileJournalStore(string folder) => Folder = Path.GetFullPath(folder);
 
-        /// <summary>The per-user data folder's campaigns (RESILIENTMAIL_DATA overrides it).</summary>
-        public static FileJournalStore Default => new FileJournalStore(CampaignJournal.Folder());
+        /// <summary>The per-user data folder's campaigns (RESILIENTMAIL_DATA overrides it), read when asked: the variable may change.</summary>
+        public static FileJournalStore Default => new FileJournalStore(Path.Combine(DataRoot(), "ResilientMail", "campaigns"));
+
+        /// <summary>%LOCALAPPDATA% on Windows, $XDG_DATA_HOME or ~/.local/share elsewhere; RESILIENTMAIL_DATA overrides both.</summary>
+        public static string DataRoot()
+        {
+            var overridden = Environment.GetEnvironmentVariable("RESILIENTMAIL_DATA");
+            if (!string.IsNullOrEmpty(overridden)) return overridden!;
+            var local = Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData);
+            if (!string.IsNullOrEmpty(local)) return local;
+            var xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
+            if (!string.IsNullOrEmpty(xdg)) return xdg!;
+            return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
+        }
 
         public string Folder { get; }
         public override string Location => Folder;
