@@ -6,6 +6,7 @@ using System.Net;
 using System.Net.Sockets;
 using Azure.Storage;
 using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Specialized;
 using Azure.Storage.Sas;
 using ResilientMail.Core.Campaigns;
 using ResilientMail.Core.Tests.Support;
@@ -119,6 +120,27 @@ namespace ResilientMail.Core.Tests
                 Assert.DoesNotContain("sig=", store.Location + store.Where(id));
             }
             Assert.DoesNotContain("sig=", BlobJournalStore.Redact(container + "?" + sas));
+        }
+
+        [Fact]
+        public void A_run_whose_lease_was_taken_over_writes_nothing_more_and_says_so()
+        {
+            var store = BlobJournalStore.Connect(_azurite.NewContainer(), _azurite.ConnectionString);
+            var id = store.IdFor("taken");
+            var first = CampaignJournal.Open(store, id);
+            first.Run(RecordKind.RunStarted, "first");
+            // As after a long outage of the store: the lease lapsed (broken here) and another run took the journal.
+            var head = store.Container.GetBlobClient(id);
+            head.GetBlobLeaseClient().Break(TimeSpan.Zero);
+            using var second = CampaignJournal.Open(store, id);
+            second.Run(RecordKind.RunStarted, "second");
+            first.Pending("a@example.com", 1, null);
+            var stopped = Assert.Throws<JournalStoreException>(() => first.SendingAsync("a@example.com", "a@example.com").GetAwaiter().GetResult());
+            Assert.Contains("Another run took over the journal", stopped.Message);
+            first.Dispose();
+            var snapshot = JournalSnapshot.Load(store, id);
+            Assert.Equal(2, snapshot.Runs);
+            Assert.Null(snapshot.StateOf("a@example.com")); // the first run's record after the takeover never reached the store
         }
 
         [Fact]

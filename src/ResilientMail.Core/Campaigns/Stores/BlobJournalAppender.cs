@@ -154,8 +154,10 @@ namespace ResilientMail.Core.Campaigns
             catch (Exception) { _mustRenew = true; /* the store is out: appends wait for it, and renew before they go on */ }
         }
 
+        // LeaseLost, LeaseIdMismatchWith…, LeaseNotPresentWith…, LeaseIsBroken…: 409 or 412 with a lease code. (Another 409,
+        // such as BlockCountExceedsLimit, is not a lost lease.)
         private static bool LeaseLost(RequestFailedException ex) =>
-            ex.Status == 409 || ex.Status == 412 && (ex.ErrorCode ?? "").StartsWith("Lease", StringComparison.Ordinal);
+            (ex.Status == 409 || ex.Status == 412) && (ex.ErrorCode ?? "").StartsWith("Lease", StringComparison.Ordinal);
 
         private string TakenOver() =>
             $"Another run took over the journal {_store.Where(_id)} (this run's lease had expired while the store could not be reached). This run stops; nothing more is sent by it.";
