@@ -413,7 +413,14 @@ namespace ResilientMail.Core.Campaigns
         private readonly CancellationTokenSource _paused = new CancellationTokenSource();
 
         /// <summary>The journal's store cannot be written (past the wait limit) or was taken over: a pause for a failure, like a lost network.</summary>
-        private void StoreLost(JournalStoreException ex) => Pause(ex.Message, new Failure(FailureKind.Transient, FailureReason.ConnectivityLost, ex.Message));
+        private void StoreLost(Exception ex) => Pause(ex.Message, new Failure(FailureKind.Transient, FailureReason.ConnectivityLost, ex.Message));
+
+        /// <summary>Handed to the transport, and none of it left: pending again, in the journal and the counts.</summary>
+        private void Unsent(WorkItem item)
+        {
+            Release(item);
+            Move(RecipientState.Sending, RecipientState.Pending);
+        }
 
         /// <summary>A declared message that will not be sent in this run: pending again.</summary>
         private void Release(WorkItem item)
@@ -648,39 +655,53 @@ namespace ResilientMail.Core.Campaigns
 
         private async Task SendOneAsync(Courier courier, WorkItem item, SlidingWindowLimiter.Reservation? permit, CancellationToken cancellationToken)
         {
-            try
-            {
-                await _journal.SendingAsync(item.Key, item.To).ConfigureAwait(false);
-            }
-            catch (JournalStoreException stored)
-            {
-                // No durable record, no send: the store stayed out past the wait limit, or another run took the journal.
-                // The message never left; its record, if the store has it after all, reads back as Uncertain.
-                StoreLost(stored);
-                Release(item);
-                return;
-            }
+            // The hand-over record. In a file it is written at once (its intent is on disk already); in a store read from
+            // other machines it is made durable while the envelope is on the wire, and the transport waits for it at its
+            // point of no return (SendAttempt.HandOver): the store's round trip is not added to the send.
+            var handOver = _journal.SendingAsync(item.Key, item.To);
+            _ = handOver.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             permit?.Started(); // the limit counts from when the message really leaves
             Move(item.From, RecipientState.Sending);
             DeliveryResult result;
-            try
+            while (true)
             {
-                result = await courier.DeliverAsync(item.Message, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    result = await courier.DeliverAsync(item.Message, handOver, cancellationToken).ConfigureAwait(false);
+                    break;
+                }
+                catch (HandOverException late) when (late.Late)
+                {
+                    // The store is slow or out: nothing of the message went. Wait for the store with its own rules (the
+                    // network's: "waiting", checks, the limit), then deliver; at the limit the run pauses.
+                    try { await handOver.ConfigureAwait(false); }
+                    catch (Exception ex) { StoreLost(ex); Unsent(item); return; }
+                    if (IsPaused) { Unsent(item); return; }
+                }
+                catch (HandOverException failed)
+                {
+                    // No durable record, no send: the store stayed out past the wait limit, or another run took the journal.
+                    // The message never left; its record, if the store has it after all, reads back as Uncertain.
+                    StoreLost(failed.InnerException ?? failed);
+                    Unsent(item);
+                    return;
+                }
+                catch (ConnectionRefusedException)
+                {
+                    // Never tried: pending again, for a connection that works.
+                    Unsent(item);
+                    _returned.Enqueue(item with { From = RecipientState.Pending });
+                    throw;
+                }
+                catch (DeliveryCanceledException canceled)
+                {
+                    // Nothing of it left: pending again. Otherwise the journal keeps "sending": Uncertain on resume.
+                    if (!canceled.MayHaveBeenSent) Unsent(item);
+                    throw;
+                }
             }
-            catch (ConnectionRefusedException)
-            {
-                // Never tried: pending again, for a connection that works.
-                _journal.Released(item.Key);
-                Move(RecipientState.Sending, RecipientState.Pending);
-                _returned.Enqueue(item with { From = RecipientState.Pending });
-                throw;
-            }
-            catch (DeliveryCanceledException canceled)
-            {
-                // Nothing of it left: pending again. Otherwise the journal keeps "sending": Uncertain on resume.
-                if (!canceled.MayHaveBeenSent) { _journal.Released(item.Key); Move(RecipientState.Sending, RecipientState.Pending); }
-                throw;
-            }
+            // A failure that came before the point of no return, while the store was lost too: the run stops for the store.
+            if (handOver.IsFaulted) StoreLost(handOver.Exception!.InnerException ?? handOver.Exception);
 
             // The row's own recipient decides the row; a campaign-wide Cc or Bcc refused beside it is noted, not its failure.
             var (status, failure) = RowFate(result, item.To);

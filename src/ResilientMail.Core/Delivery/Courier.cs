@@ -108,12 +108,19 @@ namespace ResilientMail.Core.Delivery
         public IMailTransport Transport => _transport;
 
         public Task<DeliveryResult> DeliverAsync(Messages.OutgoingMessage message, CancellationToken cancellationToken) =>
-            DeliverAsync(message.Mime, message.Recipients, cancellationToken);
+            DeliverAsync(message.Mime, message.Recipients, null, cancellationToken);
 
         public Task<DeliveryResult> DeliverAsync(MimeMessage message, CancellationToken cancellationToken) =>
-            DeliverAsync(message, Recipients(message), cancellationToken);
+            DeliverAsync(message, Recipients(message), null, cancellationToken);
 
-        private async Task<DeliveryResult> DeliverAsync(MimeMessage message, string recipients, CancellationToken cancellationToken)
+        /// <summary>
+        /// Delivers once <paramref name="handOver"/> has completed (see <see cref="SendAttempt.HandOver"/>). Throws
+        /// <see cref="HandOverException"/>, with nothing delivered, when it failed or was late at the point of no return.
+        /// </summary>
+        public Task<DeliveryResult> DeliverAsync(MimeMessage message, Task handOver, CancellationToken cancellationToken) =>
+            DeliverAsync(message, Recipients(message), handOver, cancellationToken);
+
+        private async Task<DeliveryResult> DeliverAsync(MimeMessage message, string recipients, Task? handOver, CancellationToken cancellationToken)
         {
             await Pacer.WaitTurnAsync(cancellationToken).ConfigureAwait(false);
             if (_limiter != null) (await _limiter.WaitAsync(cancellationToken).ConfigureAwait(false)).Started();
@@ -126,7 +133,7 @@ namespace ResilientMail.Core.Delivery
                 var receipt = await _retry.ExecuteAsync(async token =>
                 {
                     attempts++;
-                    var state = new SendAttempt { Recipients = fates.Remaining() };
+                    var state = new SendAttempt { Recipients = fates.Remaining(), HandOver = handOver };
                     Receipt? taken = null;
                     Failure? failure = null;
                     try
@@ -197,6 +204,12 @@ namespace ResilientMail.Core.Delivery
                 throw new MailDeliveryException(new Failure(FailureKind.Transient, FailureReason.ConnectivityLost, lost.Message) { Remedy = Remedy.WaitLonger }, lost);
             }
 
+            // A transport without a point of no return of its own gets the message only once its hand-over is durable.
+            if (state.HandOver != null && !(_transport is IWaitsForHandOver))
+            {
+                try { await state.HandOver.ConfigureAwait(false); }
+                catch (Exception ex) when (!(ex is OperationCanceledException)) { throw new HandOverException(ex); }
+            }
             _chatter?.Invoke(new DeliveryEvent(DeliveryEventKind.Attempt,
                 $"Sending to {recipients} via {_transport.Description} (attempt {attempt}{_attemptsText}"));
             try

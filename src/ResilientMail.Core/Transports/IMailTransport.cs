@@ -51,7 +51,67 @@ namespace ResilientMail.Core.Transports
         }
 
         public void Refuse(RecipientRefusal refusal) => (_refused ??= new List<RecipientRefusal>()).Add(refusal);
+
+        /// <summary>
+        /// The message may reach its recipients only once this has completed (a campaign's hand-over record, durable in
+        /// its journal's store). A transport that can (SMTP) waits for it at its point of no return, so that the store
+        /// works while the envelope is on the wire; the engine waits for it before any other transport.
+        /// </summary>
+        public Task? HandOver { get; set; }
+
+        /// <summary>How long a transport waits for <see cref="HandOver"/> at its point of no return before it gives the attempt back.</summary>
+        internal static TimeSpan HandOverPatience = TimeSpan.FromSeconds(2);
+
+        /// <summary>
+        /// At the point of no return: returns once <see cref="HandOver"/> has completed. Throws <see cref="HandOverException"/>
+        /// when it failed (the message must not go), or when it is still running after <see cref="HandOverPatience"/>: the
+        /// store is slow or out, and waiting for it with a transaction open would spend the server's patience and the
+        /// attempt's timeout; the caller waits for it with the store's own rules and tries again.
+        /// </summary>
+        public void WaitForHandOver(CancellationToken cancellationToken)
+        {
+            var handOver = HandOver;
+            if (handOver == null) return;
+            if (handOver.IsCompleted)
+            {
+                if (handOver.IsFaulted || handOver.IsCanceled) throw new HandOverException(handOver.Exception?.InnerException ?? new OperationCanceledException());
+                return; // the usual case: durable already, or a file journal's, which needs no wait
+            }
+            Interlocked.Increment(ref _waiting);
+            try
+            {
+                if (!handOver.Wait((int)HandOverPatience.TotalMilliseconds, cancellationToken)) throw new HandOverException(null);
+            }
+            catch (AggregateException failed)
+            {
+                throw new HandOverException(failed.InnerException ?? failed);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _waiting);
+            }
+        }
+
+        private static int _waiting;
+        /// <summary>Transactions waiting at their point of no return right now (for tests to see the wait, not to time it).</summary>
+        internal static int WaitingForHandOver => Volatile.Read(ref _waiting);
     }
+
+    /// <summary>
+    /// A message stopped before its point of no return because its hand-over record is not durable: it failed
+    /// (<see cref="Exception.InnerException"/>: the store's error), or is late (no inner exception). Nothing of the
+    /// message was delivered, and it is not a failure of the message or of its server.
+    /// </summary>
+    public sealed class HandOverException : Exception
+    {
+        public HandOverException(Exception? failure)
+            : base(failure == null ? "The message's hand-over record is not durable yet." : "The message's hand-over record could not be made durable: " + failure.Message, failure) { }
+
+        public bool Late => InnerException == null;
+    }
+
+    /// <summary>A transport that waits for <see cref="SendAttempt.HandOver"/> itself, at its own point of no return.</summary>
+    public interface IWaitsForHandOver { }
 
     /// <summary>
     /// One way of handing a message to a provider. Implementations keep their connection between

@@ -55,6 +55,8 @@ namespace ResilientMail.Core.Campaigns
             var name = new BlobUriBuilder(plain).BlobContainerName;
             if (string.IsNullOrEmpty(name))
                 throw new ArgumentException($"'{Redact(address)}' names no container: add it to the address (…/campaigns).");
+            if (!System.Text.RegularExpressions.Regex.IsMatch(name, "^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$"))
+                throw new ArgumentException($"'{name}' is not a container name Azure accepts: 3 to 63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit.");
             BlobContainerClient container;
             if (!string.IsNullOrEmpty(secret) && IsConnectionString(secret!))
                 container = FromConnectionString(secret!, plain, name, options);

@@ -1,4 +1,5 @@
 using System;
+using System.Threading;
 using System.Collections.Generic;
 using System.Linq;
 using System.Net;
@@ -94,6 +95,29 @@ namespace ResilientMail.Core.Transports
 
         /// <summary>Recipients refused in the transaction under way.</summary>
         public List<(MailboxAddress Mailbox, SmtpResponse Response)> Refused { get; } = new List<(MailboxAddress, SmtpResponse)>();
+
+        private SendAttempt? _attempt;
+        private CancellationToken _token;
+
+        /// <summary>The attempt whose transaction comes next: its hand-over is waited for at the point of no return.</summary>
+        public void Attempt(SendAttempt attempt, CancellationToken cancellationToken)
+        {
+            _attempt = attempt;
+            _token = cancellationToken;
+        }
+
+        /// <summary>
+        /// A recipient is taken: the data comes next, and with its final dot the server may deliver. So the message's
+        /// hand-over record must be durable by now; it was written while the envelope was on the wire. (MailKit calls
+        /// this synchronously; the wait is short, bounded by <see cref="SendAttempt.HandOverPatience"/>.)
+        /// </summary>
+        protected override void OnRecipientAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)
+        {
+            base.OnRecipientAccepted(message, mailbox, response);
+            var attempt = _attempt;
+            _attempt = null; // once a transaction
+            attempt?.WaitForHandOver(_token);
+        }
 
         protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)
         {

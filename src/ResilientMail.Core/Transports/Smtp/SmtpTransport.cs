@@ -62,7 +62,7 @@ namespace ResilientMail.Core.Transports
     }
 
     /// <summary>SMTP through MailKit over one connection kept for as long as the transport lives.</summary>
-    public sealed class SmtpTransport : IMailTransport
+    public sealed class SmtpTransport : IMailTransport, IWaitsForHandOver
     {
         private readonly SmtpOptions _options;
         private readonly DeliveryEventSink? _events;
@@ -102,6 +102,11 @@ namespace ResilientMail.Core.Transports
             catch (OperationCanceledException)
             {
                 Drop(); // the conversation is in an unknown state
+                throw;
+            }
+            catch (HandOverException)
+            {
+                Drop(); // stopped between the envelope and the data: this transaction is not to be finished
                 throw;
             }
             catch (Exception ex) when (!(ex is MailDeliveryException))
@@ -152,6 +157,7 @@ namespace ResilientMail.Core.Transports
             while (pending.Count > 0)
             {
                 client.Refused.Clear();
+                client.Attempt(attempt, cancellationToken); // its hand-over is waited for once a recipient is taken, before the data
                 string reply;
                 try
                 {
