@@ -64,7 +64,7 @@ namespace ResilientMail.Commands
                 var infos = new List<MailCampaignInfo>();
                 foreach (var id in campaign)
                 {
-                    if (!store.Exists(id))
+                    if (ParameterSetName == "Path" && !store.Exists(id)) // a listed journal exists: no second look at the store
                     {
                         WriteError(new ErrorRecord(new FileNotFoundException($"No journal at {store.Where(id)}."), "CampaignNotFound", ErrorCategory.ObjectNotFound, store.Where(id)));
                         continue;
