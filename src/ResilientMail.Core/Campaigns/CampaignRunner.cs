@@ -53,6 +53,13 @@ namespace ResilientMail.Core.Campaigns
         public int? RecipientsPerDay { get; init; }
         /// <summary>Recipients the provider says the account already sent in the last 24 hours (counted as sent at the start).</summary>
         public int SentLast24Hours { get; init; }
+        /// <summary>
+        /// Without a rate (the user's, the provider's or its published quota), keep to the pace the server allows: nothing
+        /// holds the run until the server first says "too fast", then it is learned and kept (<see cref="Resilience.AdaptivePace"/>).
+        /// </summary>
+        public bool AdaptivePace { get; init; } = true;
+        /// <summary>The rate is the account's published quota (SES GetAccount): read it again when the provider throttles.</summary>
+        public bool PaceFromQuota { get; init; }
         /// <summary>Pause after this many failures in a row (0: never).</summary>
         public int MaxConsecutiveFailures { get; init; } = Defaults.MaxConsecutiveFailures;
         public bool RetryFailed { get; init; }
@@ -183,7 +190,8 @@ namespace ResilientMail.Core.Campaigns
         private readonly ListUnsubscribe _unsubscribe;
         private readonly HashSet<ulong> _seen = new HashSet<ulong>();
         private readonly Pacer _pacer;
-        private readonly SlidingWindowLimiter? _limiter;
+        private SlidingWindowLimiter? _limiter;
+        private readonly AdaptivePace? _adaptive;
         private readonly SemaphoreSlim _turn = new SemaphoreSlim(1, 1);
         private readonly long _started;
         private Channel<WorkItem>? _queue;
@@ -226,6 +234,7 @@ namespace ResilientMail.Core.Campaigns
             _unsubscribe = new ListUnsubscribe(definition);
             _pacer = new Pacer(_options.Pacing, time, random, events);
             if (_options.RateLimit != null) _limiter = new SlidingWindowLimiter(_options.RateLimit, time, events);
+            else if (_options.AdaptivePace) _adaptive = new AdaptivePace(time, events);
             if (_options.RecipientsPerDay is int perDay)
             {
                 int perRow = 1 + definition.Cc.Length + definition.Bcc.Length;
@@ -435,6 +444,7 @@ namespace ResilientMail.Core.Campaigns
 
         private void ThrottleAware(DeliveryEvent e)
         {
+            if (e.Kind == DeliveryEventKind.Retry && e.Reason == FailureReason.Throttled && _options.PaceFromQuota) ReadQuotaAgain();
             if (e.Kind == DeliveryEventKind.Retry && e.Reason == FailureReason.Throttled && e.Limit is TimeSpan wait && wait > TimeSpan.Zero)
             {
                 long until = (_time.GetUtcNow() + wait).UtcTicks;
@@ -442,6 +452,47 @@ namespace ResilientMail.Core.Campaigns
                     if (Interlocked.CompareExchange(ref _holdUntilTicks, until, seen) == seen) break;
             }
             _events?.Invoke(e);
+        }
+
+        private long _quotaReadAt = long.MinValue;
+        private int _quotaReading;
+        /// <summary>At most one quota read this often, however many throttles come.</summary>
+        internal static readonly TimeSpan QuotaReadInterval = TimeSpan.FromSeconds(30);
+
+        /// <summary>
+        /// The provider throttled a campaign paced to the account's published quota: its limits may have changed (lowered
+        /// for the account, or another sender shares it). Read them again, in the background, and pace to what they say now.
+        /// </summary>
+        private void ReadQuotaAgain()
+        {
+            long now = _time.GetTimestamp();
+            long last = Interlocked.Read(ref _quotaReadAt);
+            if (last != long.MinValue && _time.GetElapsedTime(last, now) < QuotaReadInterval) return;
+            if (Interlocked.CompareExchange(ref _quotaReading, 1, 0) != 0) return;
+            Interlocked.Exchange(ref _quotaReadAt, now);
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    using var transport = _transports(null);
+                    var (quota, problem) = await ProviderLimits.ReadQuotaAsync(transport, _paused.Token).ConfigureAwait(false);
+                    var was = _limiter?.Limit;
+                    var rate = quota != null ? ProviderLimits.RateOf(quota) : null;
+                    if (rate != null && rate != was)
+                    {
+                        _limiter = new SlidingWindowLimiter(rate, _time, _events);
+                        _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Warning,
+                            $"{transport.Description} throttled the campaign; its quota, read again, allows {rate} now (was {was?.ToString() ?? "none"}): pacing to it."));
+                    }
+                    else
+                    {
+                        _events?.Invoke(new DeliveryEvent(DeliveryEventKind.RateLimit,
+                            problem ?? $"{transport.Description} throttled the campaign; its quota, read again, still allows {was}."));
+                    }
+                }
+                catch (Exception) { /* the pace stays as it was */ }
+                finally { Interlocked.Exchange(ref _quotaReading, 0); }
+            });
         }
 
         /// <summary>Waits out a provider's hold on the whole account (see <see cref="ThrottleAware"/>).</summary>
@@ -476,7 +527,11 @@ namespace ResilientMail.Core.Campaigns
         private async Task WorkAsync(CancellationToken cancellationToken)
         {
             // A refused extra connection hands the message to the connections that work (only while there are others).
-            var courierOptions = _options.Courier with { Pacing = PacingOptions.None, YieldRefusedConnection = () => Volatile.Read(ref _active) > 1 };
+            var courierOptions = _options.Courier with
+            {
+                Pacing = PacingOptions.None, YieldRefusedConnection = () => Volatile.Read(ref _active) > 1,
+                YieldThrottled = _adaptive != null, DeferStatedWaits = _options.Deferral.Enabled,
+            };
             Interlocked.Increment(ref _active);
             using var courier = NewCourier(courierOptions);
             // Messages whose intent is written, each with the task that ends when that intent is on disk. The
@@ -514,13 +569,16 @@ namespace ResilientMail.Core.Campaigns
                     var (item, onDisk) = declared.Dequeue();
                     if (IsPaused) { Release(item); continue; } // pending again in the journal, for the resume
                     SlidingWindowLimiter.Reservation? permit = null;
+                    long ticket = 0;
                     try
                     {
                         await _turn.WaitAsync(waits.Token).ConfigureAwait(false);
                         try
                         {
                             await HoldAsync(waits.Token).ConfigureAwait(false);
-                            if (_limiter != null) permit = await _limiter.WaitAsync(waits.Token).ConfigureAwait(false);
+                            var limiter = _limiter;
+                            if (limiter != null) permit = await limiter.WaitAsync(waits.Token).ConfigureAwait(false);
+                            if (_adaptive != null) ticket = await _adaptive.WaitTurnAsync(waits.Token).ConfigureAwait(false);
                             await _pacer.WaitTurnAsync(waits.Token).ConfigureAwait(false);
                         }
                         finally
@@ -541,7 +599,7 @@ namespace ResilientMail.Core.Campaigns
                     if (declared.Count == 0) Declare(reader, declared);
                     try
                     {
-                        await SendOneAsync(courier, item, permit, cancellationToken).ConfigureAwait(false);
+                        await SendOneAsync(courier, item, permit, ticket, cancellationToken).ConfigureAwait(false);
                     }
                     catch (ConnectionRefusedException refused)
                     {
@@ -554,6 +612,15 @@ namespace ResilientMail.Core.Campaigns
                             _returned.Enqueue(ahead);
                         }
                         await StandByAsync(refused.Failure, waits.Token).ConfigureAwait(false);
+                    }
+                    catch (PaceRefusedException tooFast)
+                    {
+                        // The message went back (first in line); the pace holds every connection and learns the server's rate.
+                        _adaptive!.Refused(ticket, tooFast.Failure);
+                        var held = _adaptive.HeldFor;
+                        if (held >= _options.Courier.Connectivity.WaitTimeout)
+                            Pause($"The server has refused every message as too fast for {Describe(held)} (its last reply: {tooFast.Failure.ServerReply ?? tooFast.Failure.Message}); " +
+                                  "nothing was failed by it.", tooFast.Failure with { Kind = FailureKind.Transient });
                     }
                 }
             }
@@ -653,7 +720,7 @@ namespace ResilientMail.Core.Campaigns
 
         private static int Recipients(MimeMessage m) => Math.Max(1, m.To.Count + m.Cc.Count + m.Bcc.Count);
 
-        private async Task SendOneAsync(Courier courier, WorkItem item, SlidingWindowLimiter.Reservation? permit, CancellationToken cancellationToken)
+        private async Task SendOneAsync(Courier courier, WorkItem item, SlidingWindowLimiter.Reservation? permit, long ticket, CancellationToken cancellationToken)
         {
             // The hand-over record. In a file it is written at once (its intent is on disk already); in a store read from
             // other machines it is made durable while the envelope is on the wire, and the transport waits for it at its
@@ -675,8 +742,8 @@ namespace ResilientMail.Core.Campaigns
                     // The store is slow or out: nothing of the message went. Wait for the store with its own rules (the
                     // network's: "waiting", checks, the limit), then deliver; at the limit the run pauses.
                     try { await handOver.ConfigureAwait(false); }
-                    catch (Exception ex) { StoreLost(ex); Unsent(item); return; }
-                    if (IsPaused) { Unsent(item); return; }
+                    catch (Exception ex) { StoreLost(ex); Unsent(item); _adaptive?.Released(ticket); return; }
+                    if (IsPaused) { Unsent(item); _adaptive?.Released(ticket); return; }
                 }
                 catch (HandOverException failed)
                 {
@@ -684,10 +751,19 @@ namespace ResilientMail.Core.Campaigns
                     // The message never left; its record, if the store has it after all, reads back as Uncertain.
                     StoreLost(failed.InnerException ?? failed);
                     Unsent(item);
+                    _adaptive?.Released(ticket);
                     return;
+                }
+                catch (PaceRefusedException)
+                {
+                    // Refused as too fast: never tried. Pending again, first in line at the slower pace.
+                    Unsent(item);
+                    _returned.Enqueue(item with { From = RecipientState.Pending });
+                    throw;
                 }
                 catch (ConnectionRefusedException)
                 {
+                    _adaptive?.Released(ticket);
                     // Never tried: pending again, for a connection that works.
                     Unsent(item);
                     _returned.Enqueue(item with { From = RecipientState.Pending });
@@ -695,6 +771,7 @@ namespace ResilientMail.Core.Campaigns
                 }
                 catch (DeliveryCanceledException canceled)
                 {
+                    _adaptive?.Released(ticket);
                     // Nothing of it left: pending again. Otherwise the journal keeps "sending": Uncertain on resume.
                     if (!canceled.MayHaveBeenSent) Unsent(item);
                     throw;
@@ -705,6 +782,7 @@ namespace ResilientMail.Core.Campaigns
 
             // The row's own recipient decides the row; a campaign-wide Cc or Bcc refused beside it is noted, not its failure.
             var (status, failure) = RowFate(result, item.To);
+            if (result.Status == DeliveryStatus.Sent || result.Status == DeliveryStatus.PartiallySent) _adaptive?.Taken(ticket); else _adaptive?.Released(ticket);
             // Deferred: set aside for later (journaled as such); its outcome comes when it is sent, or at the deferral limit.
             bool deferred = status == CampaignRecipientStatus.Failed && Defer(item, failure!, result.Attempts);
             var outcome = new CampaignOutcome(item.Key, item.To, status, item.Row)
@@ -794,6 +872,9 @@ namespace ResilientMail.Core.Campaigns
             _queue?.Writer.TryComplete();
             await Task.WhenAll(_workers).ConfigureAwait(false);
             _deadline?.Dispose();
+            if (_adaptive?.Settled is string pace)
+                _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Warning,
+                    $"The server limited how fast it took mail ({_adaptive.LastReply}); the campaign settled at {pace}."));
             if (!IsPaused)
             {
                 if (HasWholeInput) _journal.Run(RecordKind.Completed);

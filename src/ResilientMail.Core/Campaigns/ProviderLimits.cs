@@ -42,6 +42,7 @@ namespace ResilientMail.Core.Campaigns
         public CampaignOptions ApplyTo(CampaignOptions options) => options with
         {
             RateLimit = Rate, Concurrency = Concurrency, RecipientsPerDay = RecipientsPerDay, SentLast24Hours = SentLast24Hours,
+            PaceFromQuota = RateFromProvider && Source != null,
         };
 
         /// <summary>With the account's own quota (SES GetAccount) as the pace and the 24-hour cap, unless the user set them.</summary>
@@ -49,9 +50,7 @@ namespace ResilientMail.Core.Campaigns
         {
             var limits = Apply(transport, concurrency, asked, perDay);
             if (quota == null) return limits;
-            // A max send rate of 14 a second paces at 14 a second; a fraction (0.5) as 1 per 2 s.
-            var rate = quota.MaxPerSecond >= 1 ? new RateLimit((int)Math.Floor(quota.MaxPerSecond), TimeSpan.FromSeconds(1))
-                : quota.MaxPerSecond > 0 ? new RateLimit(1, TimeSpan.FromSeconds(Math.Ceiling(1 / quota.MaxPerSecond))) : null;
+            var rate = RateOf(quota);
             return limits with
             {
                 Rate = asked ?? rate ?? limits.Rate,
@@ -61,6 +60,11 @@ namespace ResilientMail.Core.Campaigns
                 Source = quota.Source,
             };
         }
+
+        /// <summary>The pace of a published max send rate: 14 a second paces at 14 a second; a fraction (0.5) as 1 per 2 s.</summary>
+        public static RateLimit? RateOf(ProviderQuota quota) =>
+            quota.MaxPerSecond >= 1 ? new RateLimit((int)Math.Floor(quota.MaxPerSecond), TimeSpan.FromSeconds(1))
+            : quota.MaxPerSecond > 0 ? new RateLimit(1, TimeSpan.FromSeconds(Math.Ceiling(1 / quota.MaxPerSecond))) : null;
 
         /// <summary>
         /// The account's quota when the provider publishes one (SES), read once at the start; null when it does not, and a

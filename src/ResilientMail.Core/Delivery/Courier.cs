@@ -48,6 +48,17 @@ namespace ResilientMail.Core.Delivery
         /// spending its retries on a connection the server will not give. Null or false: retried as usual.
         /// </summary>
         public Func<bool>? YieldRefusedConnection { get; init; }
+        /// <summary>
+        /// The run keeps its own pace to the server's (a campaign's <see cref="AdaptivePace"/>): a first attempt refused as
+        /// "too fast" without a stated wait (<see cref="FailureReason.Throttled"/>) throws <see cref="PaceRefusedException"/>
+        /// instead of spending the message's retries, and the message goes again at the run's slower pace.
+        /// </summary>
+        public bool YieldThrottled { get; init; }
+        /// <summary>
+        /// A later try is coming (a campaign defers): a wait the server states in its reply that is longer than what is left
+        /// of the quick retries ends them, so that the message is deferred at once to when the server said.
+        /// </summary>
+        public bool DeferStatedWaits { get; init; }
         /// <summary>At most this many messages per window (a provider's limit, such as Microsoft 365's 30 a minute); null: none.</summary>
         public RateLimit? RateLimit { get; init; }
     }
@@ -56,6 +67,13 @@ namespace ResilientMail.Core.Delivery
     public sealed class ConnectionRefusedException : Exception
     {
         public ConnectionRefusedException(Failure failure, Exception inner) : base(failure.Message, inner) => Failure = failure;
+        public Failure Failure { get; }
+    }
+
+    /// <summary>The server refused the message as "too fast" (a rate limit on this client): not tried, it goes again at the run's pace.</summary>
+    public sealed class PaceRefusedException : Exception
+    {
+        public PaceRefusedException(Failure failure, Exception inner) : base(failure.Message, inner) => Failure = failure;
         public Failure Failure { get; }
     }
 
@@ -171,6 +189,10 @@ namespace ResilientMail.Core.Delivery
             {
                 throw new ConnectionRefusedException(ex.Failure, ex); // nothing of the message was tried: not an attempt
             }
+            catch (MailDeliveryException ex) when (attempts == 1 && YieldsPace(ex.Failure) && !mayHaveBeenSent && !fates.AnyDelivered)
+            {
+                throw new PaceRefusedException(ex.Failure, ex); // the client's pace, not the message: not an attempt
+            }
             catch (MailDeliveryException ex)
             {
                 var elapsed = _time.GetElapsedTime(started);
@@ -242,7 +264,8 @@ namespace ResilientMail.Core.Delivery
                 builder.AddRetry(new RetryStrategyOptions<Receipt>
                 {
                     MaxRetryAttempts = retry.MaxRetries,
-                    ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is MailDeliveryException m && ShouldRetry(m.Failure, retry) && !(args.AttemptNumber == 0 && Yields(m.Failure))),
+                    ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is MailDeliveryException m && ShouldRetry(m.Failure, retry) && !(args.AttemptNumber == 0 && (Yields(m.Failure) || YieldsPace(m.Failure)))
+                        && !WaitsLongerThanRetries(m.Failure, args.AttemptNumber)),
                     DelayGenerator = args => new ValueTask<TimeSpan?>(DelayFor(args.AttemptNumber, (args.Outcome.Exception as MailDeliveryException)?.Failure)),
                     OnRetry = args =>
                     {
@@ -258,6 +281,18 @@ namespace ResilientMail.Core.Delivery
                 });
             }
             return builder.Build();
+        }
+
+        private bool YieldsPace(Failure failure) => _options.YieldThrottled && failure.Reason == FailureReason.Throttled && failure.RetryAfter == null && !failure.RefusedConnection;
+
+        /// <summary>The server stated a wait longer than the quick retries left would take: they cannot succeed, a deferral can.</summary>
+        private bool WaitsLongerThanRetries(Failure failure, int retry)
+        {
+            // A throttle's wait is the account's, not the message's: the run holds for it (a campaign's hold), then retries.
+            if (!_options.DeferStatedWaits || failure.Reason == FailureReason.Throttled || !(failure.RetryAfter is TimeSpan stated)) return false;
+            var left = TimeSpan.Zero;
+            for (int r = retry; r < _options.Retry.MaxRetries; r++) left += _options.Retry.NominalDelay(r);
+            return stated > left;
         }
 
         private bool Yields(Failure failure) => failure.RefusedConnection && _options.YieldRefusedConnection?.Invoke() == true;

@@ -39,6 +39,9 @@ namespace ResilientMail.Core.Delivery
         private bool _allAtOnce;
         private bool _recorded;
 
+        /// <summary>Some recipient has the message already.</summary>
+        public bool AnyDelivered => _allAtOnce || _deliveredSet != null && _deliveredSet.Count > 0;
+
         /// <summary>Whom the next attempt goes to: everyone until some recipient's fate is known (the list the transport would make itself).</summary>
         public IReadOnlyList<MailboxAddress> Remaining()
         {

@@ -14,6 +14,25 @@ namespace ResilientMail.Core.Resilience
     /// <summary>SMTP failure classes (DESIGN.md, "Failure classes"): the basic code decides, 4yz retry and 5yz do not.</summary>
     public static class SmtpFailureClassifier
     {
+        private static readonly Regex RateText = new Regex(@"\brate\b|rate.limit|too (much|many) (mail|messages|recipients|connections|requests)|\blimit|exceed|slow down|throttl",
+            RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+        private static readonly Regex Greylist = new Regex(@"gr[ae]y.?list", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+        private static readonly Regex Wait = new Regex(@"\b(?:in|after|for)\s+(\d{1,6})\s*(s|secs?|seconds?|m|mins?|minutes?)\b",
+            RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+
+        /// <summary>
+        /// The wait a 4xx reply states in words ("try again in 60 seconds", "greylisted for 5 minutes"), as Postal and many
+        /// greylisting services say it; null when it states none.
+        /// </summary>
+        public static TimeSpan? StatedWait(string? text)
+        {
+            var m = Wait.Match(text ?? "");
+            if (!m.Success) return null;
+            int n = int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            if (n <= 0) return null;
+            return char.ToLowerInvariant(m.Groups[2].Value[0]) == 'm' ? TimeSpan.FromMinutes(n) : TimeSpan.FromSeconds(n);
+        }
+
         private static readonly Regex EnhancedCode = new Regex(@"^\s*([245])\.(\d{1,3}\.\d{1,3})\b", RegexOptions.CultureInvariant);
 
         /// <param name="error">What the SMTP client threw.</param>
@@ -101,7 +120,12 @@ namespace ResilientMail.Core.Resilience
                     _ when tooLarge => "The server cannot take a message this large right now",
                     _ => "The server deferred the message",
                 };
-                return new Failure(FailureKind.Transient, FailureReason.ServerBusy, $"{why}: {reply}") { ServerReply = reply, StatusCode = statusCode };
+                // A server that limits how fast one client may send (Postfix's "450 4.7.1 Error: too much mail from", a
+                // "421 4.7.0 too many messages, slow down") says nothing about the message: the pace is the client's.
+                bool rate = detail != "5.3" && RateText.IsMatch(text ?? "") && !Greylist.IsMatch(text ?? "");
+                if (rate) why = "The server limits how fast this client may send";
+                return new Failure(FailureKind.Transient, rate ? FailureReason.Throttled : FailureReason.ServerBusy, $"{why}: {reply}")
+                    { ServerReply = reply, StatusCode = statusCode, RetryAfter = StatedWait(text) };
             }
 
             var reason = tooLarge ? FailureReason.MessageTooLarge : errorCode switch
