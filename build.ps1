@@ -107,6 +107,9 @@ function Invoke-Test {
         & npm ci --prefix (Join-Path $Root "tests/$emulator") --ignore-scripts --no-audit --no-fund --loglevel=error
         if ($LASTEXITCODE -ne 0) { throw "npm ci in tests/$emulator failed ($LASTEXITCODE)." }
     }
+    # Postfix itself, for the tests of real server policy: Debian's package unpacked into out/postfix, never installed.
+    Import-Module (Join-Path $Root 'build/Postfix.psm1') -Force
+    Install-Postfix
     Write-Host '== xunit' -ForegroundColor Cyan
     & dotnet test (Join-Path $Root 'tests/ResilientMail.Core.Tests/ResilientMail.Core.Tests.csproj') -c $Configuration --nologo `
         --logger 'trx;LogFileName=xunit.trx' --logger 'console;verbosity=minimal' --results-directory $results
@@ -165,6 +168,12 @@ function Invoke-Bench {
     # Azurite, for the journal-store figures.
     & npm ci --prefix (Join-Path $Root 'tests/azurite') --ignore-scripts --no-audit --no-fund --loglevel=error
     if ($LASTEXITCODE -ne 0) { throw "npm ci in tests/azurite failed ($LASTEXITCODE)." }
+    # Postfix and the SES emulator, for the figures under server policy and provider quotas.
+    & npm ci --prefix (Join-Path $Root 'tests/ses') --ignore-scripts --no-audit --no-fund --loglevel=error
+    if ($LASTEXITCODE -ne 0) { throw "npm ci in tests/ses failed ($LASTEXITCODE)." }
+    Import-Module (Join-Path $Root 'build/Postfix.psm1') -Force
+    Install-Postfix
+    Invoke-Dotnet build (Join-Path $Root 'tests/ResilientMail.TestServers/ResilientMail.TestServers.csproj') -c $Configuration --nologo -v q -o (Join-Path $Out 'testservers')
     $code = Invoke-ChildPwsh "& '$Root/bench/Bench.ps1' -ModulePath '$ModuleOut/ResilientMail.psd1' $(if ($Quick) { '-Quick' })"
     if ($code -ne 0) { exit $code }
 }

@@ -120,11 +120,11 @@ public class AdaptivePaceTests
     }
 
     [Fact]
-    public void The_probe_gap_is_a_fifth_of_the_time_held_from_a_quarter_second_to_ten_seconds()
+    public void The_probe_gap_is_a_fifth_of_the_time_held_from_a_quarter_second_to_five_seconds()
     {
         Assert.Equal(TimeSpan.FromMilliseconds(250), AdaptivePace.ProbeGap(TimeSpan.Zero));
         Assert.Equal(TimeSpan.FromSeconds(2), AdaptivePace.ProbeGap(TimeSpan.FromSeconds(10)));
-        Assert.Equal(TimeSpan.FromSeconds(10), AdaptivePace.ProbeGap(TimeSpan.FromMinutes(5)));
+        Assert.Equal(TimeSpan.FromSeconds(5), AdaptivePace.ProbeGap(TimeSpan.FromMinutes(5)));
     }
 
     [Fact]

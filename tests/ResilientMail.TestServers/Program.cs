@@ -34,6 +34,9 @@ if (args.Length > 0 && args[0] == "cloud")
     await done.Task;
     return 0;
 }
+// ResilientMail.TestServers greylist [--port N] [--delay SECONDS]
+//   A greylisting policy service for Postfix (check_policy_service inet:127.0.0.1:N).
+if (args.Length > 0 && args[0] == "greylist") return await GreylistPolicy.RunAsync(args);
 if (args.Length == 0 || (args[0] != "sendgrid" && args[0] != "proxy" && args[0] != "smtp"))
 {
     Console.Error.WriteLine("usage: ResilientMail.TestServers sendgrid|proxy|smtp [--port N] [--api-key KEY] [--upstream URI] [--record FILE] [--ehlo EXT] [--auth MECHS] [--rule R]...");

@@ -669,15 +669,18 @@ namespace ResilientMail.Core.Campaigns
         /// </summary>
         private async Task StandByAsync(Failure failure, CancellationToken cancellationToken)
         {
-            int others = Interlocked.Decrement(ref _active);
-            if (Interlocked.Exchange(ref _connectionLimitWarned, 1) == 0)
-                _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Warning,
-                    $"{failure.Message} Sending with {others} connection{(others == 1 ? "" : "s")} instead of {_options.Concurrency}; no message is failed by it, and another connection is tried every {StandByTime.TotalMinutes:0} min."));
+            Interlocked.Decrement(ref _active);
+            int working = _options.Concurrency - Interlocked.Increment(ref _standingBy);
+            for (int seen = Volatile.Read(ref _fewestWorking); working < seen; seen = Volatile.Read(ref _fewestWorking))
+                if (Interlocked.CompareExchange(ref _fewestWorking, working, seen) == seen) break;
+            Interlocked.CompareExchange(ref _firstRefusal, failure, null);
+            Interlocked.Exchange(ref _lastRefusalTicks, _time.GetUtcNow().UtcTicks);
             try
             {
                 var until = _time.GetUtcNow() + StandByTime;
                 while (_time.GetUtcNow() < until && Volatile.Read(ref _active) > 0 && !IsPaused)
                 {
+                    WarnConnectionLimit(settled: false);
                     var left = Volatile.Read(ref _workerLeft).Task; // wakes at once when another worker ends
                     await Task.WhenAny(_time.Delay(TimeSpan.FromSeconds(1), cancellationToken), left).ConfigureAwait(false);
                     cancellationToken.ThrowIfCancellationRequested();
@@ -686,8 +689,31 @@ namespace ResilientMail.Core.Campaigns
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested || IsPaused) { }
             finally
             {
+                Interlocked.Decrement(ref _standingBy);
                 Interlocked.Increment(ref _active);
             }
+        }
+
+        private Failure? _firstRefusal;
+        private long _lastRefusalTicks;
+        private int _standingBy;
+        private int _fewestWorking = int.MaxValue;
+        /// <summary>The connections count as settled once no other was refused for this long.</summary>
+        internal static readonly TimeSpan SettleTime = TimeSpan.FromSeconds(2);
+
+        /// <summary>
+        /// One warning, once the number of connections the server gives has settled (no refusal for <see cref="SettleTime"/>,
+        /// or the run ends): it names that number, not the count at the first refusal.
+        /// </summary>
+        private void WarnConnectionLimit(bool settled)
+        {
+            var failure = Volatile.Read(ref _firstRefusal);
+            if (failure == null || Volatile.Read(ref _connectionLimitWarned) != 0) return;
+            if (!settled && _time.GetUtcNow() - new DateTimeOffset(Interlocked.Read(ref _lastRefusalTicks), TimeSpan.Zero) < SettleTime) return;
+            if (Interlocked.Exchange(ref _connectionLimitWarned, 1) != 0) return;
+            int working = Math.Max(1, Volatile.Read(ref _fewestWorking));
+            _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Warning,
+                $"{failure.Message} Sending with {working} connection{(working == 1 ? "" : "s")} instead of {_options.Concurrency}; no message is failed by it, and another connection is tried every {StandByTime.TotalMinutes:0} min."));
         }
 
         /// <summary>
@@ -872,6 +898,7 @@ namespace ResilientMail.Core.Campaigns
             _queue?.Writer.TryComplete();
             await Task.WhenAll(_workers).ConfigureAwait(false);
             _deadline?.Dispose();
+            WarnConnectionLimit(settled: true);
             if (_adaptive?.Settled is string pace)
                 _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Warning,
                     $"The server limited how fast it took mail ({_adaptive.LastReply}); the campaign settled at {pace}."));

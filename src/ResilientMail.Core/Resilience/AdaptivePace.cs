@@ -11,7 +11,7 @@ namespace ResilientMail.Core.Resilience
     /// <list type="bullet">
     /// <item>Nothing holds the run until the server first says "too fast" (a 4xx rate-limit reply, a 421 in the session).</item>
     /// <item>Then every connection holds and one message at a time asks again: after 0.25 s, then every fifth of the time held
-    /// so far, at most every 10 s, until the server takes one.</item>
+    /// so far, at most every 5 s, until the server takes one.</item>
     /// <item>What the server allowed is learned as "N messages in a window": N is what it took before it said so, the window
     /// runs from the first of them to the moment the server's window ended (between the last refused ask and the taken one).
     /// From then on at most N messages start in any such window (a sliding window, so a server's own window, fixed or
@@ -27,7 +27,7 @@ namespace ResilientMail.Core.Resilience
         internal const double Narrower = 0.99;
         internal const int WindowsBeforeFaster = 20;
         internal static readonly TimeSpan FirstProbe = TimeSpan.FromMilliseconds(250);
-        internal static readonly TimeSpan MaxProbeGap = TimeSpan.FromSeconds(10);
+        internal static readonly TimeSpan MaxProbeGap = TimeSpan.FromSeconds(5);
         private static readonly TimeSpan ShortestWindow = TimeSpan.FromMilliseconds(10);
         private static readonly TimeSpan LongestWindow = TimeSpan.FromHours(1);
 
@@ -237,7 +237,7 @@ namespace ResilientMail.Core.Resilience
             lock (_lock) if (_holding && ticket >= _holdSince) _probeOut = false;
         }
 
-        /// <summary>The wait before the next ask, after holding this long: a fifth of it, 0.25 s to 10 s.</summary>
+        /// <summary>The wait before the next ask, after holding this long: a fifth of it, 0.25 s to 5 s.</summary>
         internal static TimeSpan ProbeGap(TimeSpan held)
         {
             var gap = TimeSpan.FromTicks(held.Ticks / 5);
