@@ -140,3 +140,90 @@ public class AdaptivePaceTests
         Assert.Null(SmtpFailureClassifier.FromReply(451, "4.7.1 Greylisted, see http://postgrey.schweikert.ch/help/example.org.html").RetryAfter);
     }
 }
+
+/// <summary>The campaign runner with the pace: throttles cost no attempt, a published quota is read again when throttled.</summary>
+public sealed class PacedCampaignTests : IDisposable
+{
+    private readonly string _dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "rm-paced-" + Guid.NewGuid().ToString("n"));
+    public PacedCampaignTests() => System.IO.Directory.CreateDirectory(_dir);
+    public void Dispose() { try { System.IO.Directory.Delete(_dir, true); } catch { } }
+
+    private static readonly CampaignDefinition Definition = new() { Name = "p", From = "news@example.com", Subject = "Hi", TextBody = "Body", Created = DateTimeOffset.UnixEpoch };
+
+    private static Dictionary<string, object?> Row(string email) => new(StringComparer.OrdinalIgnoreCase) { ["Email"] = email };
+
+    /// <summary>A provider whose quota can change, and which throttles (no Retry-After, as SES does) above it.</summary>
+    private sealed class QuotaTransport : IMailTransport, IPublishesQuota
+    {
+        private readonly TimeProvider _time;
+        private readonly Shared _shared;
+        public sealed class Shared { public double Rate = 10; public int QuotaReads; public readonly List<DateTimeOffset> Sent = new(); public int Throttled; }
+        public QuotaTransport(TimeProvider time, Shared shared) { _time = time; _shared = shared; }
+        public string Description => "Amazon SES (test)";
+        public Endpoint Endpoint { get; } = new("127.0.0.1", 2525);
+        public TimeSpan Timeout => TimeSpan.FromSeconds(30);
+        public Task<ProviderQuota> GetQuotaAsync(CancellationToken cancellationToken)
+        {
+            lock (_shared) { _shared.QuotaReads++; return Task.FromResult(new ProviderQuota(_shared.Rate, 100000, 0, true) { Source = "test" }); }
+        }
+        public Task<Receipt> SendAsync(MimeKit.MimeMessage message, SendAttempt attempt, CancellationToken cancellationToken)
+        {
+            var now = _time.GetUtcNow();
+            lock (_shared)
+            {
+                int inLastSecond = _shared.Sent.Count(t => now - t < TimeSpan.FromSeconds(1));
+                if (inLastSecond >= _shared.Rate)
+                {
+                    _shared.Throttled++;
+                    throw new MailDeliveryException(new Failure(FailureKind.Transient, FailureReason.Throttled, "Maximum sending rate exceeded.") { StatusCode = 429 });
+                }
+                _shared.Sent.Add(now);
+            }
+            return Task.FromResult(new Receipt(message.MessageId ?? "", "ok"));
+        }
+        public Task CloseAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public void Dispose() { }
+    }
+
+    [Fact]
+    public async Task A_throttle_reads_the_published_quota_again_and_the_campaign_keeps_to_the_new_rate()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 9, 0, 0, TimeSpan.Zero));
+        var shared = new QuotaTransport.Shared();
+        var events = new List<DeliveryEvent>();
+        var file = System.IO.Path.Combine(_dir, "p.journal.jsonl");
+        var previous = JournalSnapshot.Load(file);
+        using var journal = CampaignJournal.Open(file, time);
+        journal.WriteDefinition(Definition);
+        var limits = await ProviderLimits.ForCampaignAsync(new SesDescription(), () => new QuotaTransport(time, shared), true, 2, null, 0, default);
+        Assert.True(limits.RateFromProvider);
+        var options = limits.ApplyTo(new CampaignOptions { Pacing = PacingOptions.None, Deferral = DeferralOptions.None,
+            Courier = new CourierOptions { Retry = new RetryOptions { MaxRetries = 3, BaseDelay = TimeSpan.FromMilliseconds(100), MaxDelay = TimeSpan.FromSeconds(1) } } });
+        Assert.True(options.PaceFromQuota);
+        var runner = new CampaignRunner(Definition, journal, previous, _ => new QuotaTransport(time, shared), options,
+            new ClockProbe(time, _ => true), time, new Random(1), e => { lock (events) events.Add(e); }, null);
+        runner.Start("test");
+        var feeding = Task.Run(async () =>
+        {
+            for (int i = 1; i <= 60; i++)
+            {
+                if (i == 20) lock (shared) shared.Rate = 2; // the account's limit is lowered while the campaign runs
+                await runner.SubmitAsync(Row($"q{i}@example.com"), i, default);
+            }
+            runner.InputComplete(60);
+            return await runner.CompleteAsync();
+        });
+        var summary = await Clock.RunWorkers(time, feeding);
+
+        Assert.Equal(60, summary.Sent);
+        Assert.Equal(0, summary.Failed);
+        Assert.True(shared.Throttled > 0);
+        Assert.True(shared.QuotaReads >= 2, "the quota was read at the start and again after the throttle");
+        Assert.Contains(events, e => e.Kind == DeliveryEventKind.Warning && e.Text.Contains("read again, allows 2 per 1 s now (was 10 per 1 s)"));
+        // After the new quota was read, never more than 2 in any second.
+        List<DateTimeOffset> sent;
+        lock (shared) sent = shared.Sent.ToList();
+        var late = sent.Skip(sent.Count - 20).ToList();
+        Assert.All(late, t => Assert.True(late.Count(u => u <= t && t - u < TimeSpan.FromSeconds(1)) <= 2));
+    }
+}
