@@ -248,3 +248,6 @@ $cases | ForEach-Object { [pscustomobject]@{ label = "$($_.label) @$($_.delay)ms
 & dotnet $tool chart --in $chartIn --out (Join-Path $results 'latest.png')
 Remove-Item $chartIn -ErrorAction SilentlyContinue
 Write-Host "Wrote $results/latest.md, latest.json and latest.png"
+
+# Finishing under real server policy and provider quotas (Postfix, a server of exact policy, the SES emulator): policy.md.
+& (Join-Path $PSScriptRoot 'Policy.ps1') -ModulePath $ModulePath -Messages $(if ($Quick) { 400 } else { 1000 }) -SesMessages $(if ($Quick) { 100 } else { 300 })

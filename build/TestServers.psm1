@@ -61,7 +61,9 @@ function Start-ScriptedSmtp {
     The scripted SMTP server (tests/ResilientMail.TestServers, "smtp" role) on a free loopback port. Rules answer commands:
     'Rcpt|b@example.com|550 5.1.1 User unknown|0' (phase|line contains|reply|times, 0 = always; "(reset)" drops the connection).
     #>
-    param([string[]]$Rule = @(), [string]$Ehlo, [string]$Auth, [string]$OAuthCheck, [int]$MaxConnections)
+    param([string[]]$Rule = @(), [string]$Ehlo, [string]$Auth, [string]$OAuthCheck, [int]$MaxConnections,
+        # 'N/S': at most N messages (MAIL FROM) taken in any S seconds, 450 4.7.1 "too much mail" beyond (a sliding window).
+        [string]$Rate)
     $log = Join-Path ([IO.Path]::GetTempPath()) "rm-smtp-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
     $record = "$log.record.jsonl"
     $arguments = @((Get-TestServersDll), 'smtp', '--record', $record)
@@ -70,6 +72,7 @@ function Start-ScriptedSmtp {
     if ($Auth) { $arguments += @('--auth', "`"$Auth`"") }
     if ($OAuthCheck) { $arguments += @('--oauth-check', $OAuthCheck) }
     if ($MaxConnections) { $arguments += @('--max-connections', $MaxConnections) }
+    if ($Rate) { $arguments += @('--rate', $Rate) }
     $process = Start-Process -FilePath 'dotnet' -ArgumentList $arguments -PassThru -RedirectStandardOutput "$log.out" -RedirectStandardError "$log.err"
     $deadline = [DateTime]::UtcNow.AddSeconds(60)
     while ([DateTime]::UtcNow -lt $deadline) {

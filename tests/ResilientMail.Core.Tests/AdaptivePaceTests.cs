@@ -45,7 +45,8 @@ public class AdaptivePaceTests
     private static readonly Failure TooFast = new(FailureKind.Transient, FailureReason.Throttled, "450 4.7.1 Error: too much mail from 127.0.0.1") { ServerReply = "450 4.7.1 Error: too much mail from 127.0.0.1" };
 
     /// <summary>Sends <paramref name="messages"/> over <paramref name="connections"/> connections at the pace's turns, each taking 5 ms.</summary>
-    private static async Task<TimeSpan> RunAsync(FakeTimeProvider time, AdaptivePace pace, Func<DateTimeOffset, bool> server, int messages, int connections)
+    /// <param name="refusalSleep">How long the server holds back a refusal (Postfix: smtpd_error_sleep_time, 1 s).</param>
+    private static async Task<TimeSpan> RunAsync(FakeTimeProvider time, AdaptivePace pace, Func<DateTimeOffset, bool> server, int messages, int connections, TimeSpan refusalSleep = default)
     {
         var start = time.GetUtcNow();
         int next = 0, done = 0;
@@ -65,7 +66,12 @@ public class AdaptivePaceTests
                 long ticket = await pace.WaitTurnAsync(default).ConfigureAwait(false);
                 await time.Delay(TimeSpan.FromMilliseconds(5)).ConfigureAwait(false);
                 if (server(time.GetUtcNow())) { pace.Taken(ticket); Interlocked.Increment(ref done); }
-                else { pace.Refused(ticket, TooFast); lock (again) again.Enqueue(item); }
+                else
+                {
+                    if (refusalSleep > TimeSpan.Zero) await time.Delay(refusalSleep).ConfigureAwait(false);
+                    pace.Refused(ticket, TooFast);
+                    lock (again) again.Enqueue(item);
+                }
             }
         }
         // Every continuation runs inline in the clock's Advance (no thread pool, no context): the simulation is deterministic.

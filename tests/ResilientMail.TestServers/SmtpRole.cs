@@ -24,6 +24,8 @@ namespace ResilientMail.TestServers
             string? record = null, ehlo = null, auth = null;
             Uri? oauthCheck = null;
             int maxConnections = 0; // > 0: a connection over this many open at once gets 421 at its greeting (Postfix's smtpd_client_connection_count_limit)
+            int rateCount = 0; TimeSpan rateWindow = TimeSpan.Zero; // --rate N/S: at most N MAIL FROM taken in any S seconds (a sliding window), 450 4.7.1 beyond
+            var taken = new Queue<DateTime>();
             ScriptedSmtpServer? self = null;
             int port = 0;
             var rules = new List<Rule>();
@@ -36,6 +38,11 @@ namespace ResilientMail.TestServers
                     case "--auth": auth = args[i + 1]; break;
                     case "--oauth-check": oauthCheck = new Uri(args[i + 1]); break;
                     case "--max-connections": maxConnections = int.Parse(args[i + 1]); break;
+                    case "--rate":
+                        var rate = args[i + 1].Split('/');
+                        rateCount = int.Parse(rate[0]);
+                        rateWindow = TimeSpan.FromSeconds(double.Parse(rate[1], System.Globalization.CultureInfo.InvariantCulture));
+                        break;
                     case "--port": port = int.Parse(args[i + 1]); break;
                     case "--rule":
                         var parts = args[i + 1].Split('|');
@@ -54,6 +61,16 @@ namespace ResilientMail.TestServers
             {
                 if (step.Phase == Phase.Greeting && maxConnections > 0 && self != null && self.Open > maxConnections)
                     return Reaction.Say("421 4.7.0 scripted Error: too many connections from 127.0.0.1");
+                if (step.Phase == Phase.Mail && rateCount > 0)
+                {
+                    var now = DateTime.UtcNow;
+                    lock (taken)
+                    {
+                        while (taken.Count > 0 && now - taken.Peek() >= rateWindow) taken.Dequeue();
+                        if (taken.Count >= rateCount) return Reaction.Say("450 4.7.1 Error: too much mail from 127.0.0.1");
+                        taken.Enqueue(now);
+                    }
+                }
                 lock (gate)
                 {
                     foreach (var r in rules)

@@ -599,7 +599,8 @@ namespace ResilientMail.Core.Campaigns
                     if (declared.Count == 0) Declare(reader, declared);
                     try
                     {
-                        await SendOneAsync(courier, item, permit, ticket, cancellationToken).ConfigureAwait(false);
+                        try { await SendOneAsync(courier, item, permit, ticket, cancellationToken).ConfigureAwait(false); }
+                        finally { permit?.Done(); }
                     }
                     catch (ConnectionRefusedException refused)
                     {
@@ -753,7 +754,7 @@ namespace ResilientMail.Core.Campaigns
             // point of no return (SendAttempt.HandOver): the store's round trip is not added to the send.
             var handOver = _journal.SendingAsync(item.Key, item.To);
             _ = handOver.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            permit?.Started(); // the limit counts from when the message really leaves
+            permit?.InFlight(); // the limit counts it until its answer came (see Done, in the worker)
             Move(item.From, RecipientState.Sending);
             DeliveryResult result;
             while (true)

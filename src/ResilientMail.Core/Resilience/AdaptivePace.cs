@@ -16,15 +16,18 @@ namespace ResilientMail.Core.Resilience
     /// runs from the first of them to the moment the server's window ended (between the last refused ask and the taken one).
     /// From then on at most N messages start in any such window (a sliding window, so a server's own window, fixed or
     /// sliding, is never overfilled, and a full window's worth can still go at once, as the server allows).</item>
-    /// <item>A "too fast" at that pace widens the window by 5%; three in a row hold and ask again. Every twenty windows
-    /// without one it narrows by 1%, so that a limit raised is found.</item>
+    /// <item>The window is known to lie between the time to the first refused ask and the time to the taken one. The pace
+    /// starts at the longer, and halves the gap while the server takes each window's worth (a refusal raises the lower
+    /// bound instead), until the bounds are within 2%. Settled, it keeps 1% above the longer bound; after twenty clean windows the lower bound is lowered by 5% and
+    /// searched again, so that a limit raised is found. Three refusals in a row hold and ask again.</item>
     /// </list>
     /// Messages refused as "too fast" are not failed: each goes again at its turn.
     /// </summary>
     public sealed class AdaptivePace
     {
-        internal const double Wider = 1.05;
-        internal const double Narrower = 0.99;
+        /// <summary>The search for the window stops when its bounds are this close (a share of the window).</summary>
+        internal const double Precision = 0.02;
+        /// <summary>After this many clean windows at the settled pace, the lower bound is forgotten a little and searched again.</summary>
         internal const int WindowsBeforeFaster = 20;
         internal static readonly TimeSpan FirstProbe = TimeSpan.FromMilliseconds(250);
         internal static readonly TimeSpan MaxProbeGap = TimeSpan.FromSeconds(5);
@@ -37,7 +40,8 @@ namespace ResilientMail.Core.Resilience
         private readonly List<long> _starts = new List<long>(); // start times within the learned window, oldest first
 
         private int _count;                   // N: messages per window; 0 while the server never said "too fast"
-        private long _window;                 // the window, in timestamp ticks
+        private long _window;                 // the window kept to, in timestamp ticks
+        private long _low, _high;             // what the window is known to be between (searched by halving)
         private long _epochStart;             // the first message taken since the last time the server took one again
         private int _takenInEpoch;
         private bool _holding;
@@ -48,6 +52,8 @@ namespace ResilientMail.Core.Resilience
         private int _slowedInARow;
         private long _slowedAt = long.MinValue;
         private int _takenSinceChange;
+        private int _cleanWindows;
+        private bool _settled;
         private bool _warned;
         private string? _lastReply;
 
@@ -154,13 +160,17 @@ namespace ResilientMail.Core.Resilience
                     if (first)
                     {
                         // The server's window is over: it allowed what it took, from the first of them until its window ended
-                        // (somewhere between the last refused ask and this one: the middle).
+                        // (somewhere between when the last refused ask and this one were made: the middle). Times are when the
+                        // messages started, not when their answers came: a server may hold a refusal back (Postfix's
+                        // smtpd_error_sleep_time, 1 s).
                         _count = Math.Max(1, _takenInEpoch);
-                        _window = Clamp((now + _lastRefused) / 2 - _epochStart);
+                        _low = Clamp(_lastRefused - _epochStart);
+                        _high = Math.Max(_low, Clamp(ticket - _epochStart));
+                        _window = _high; // safe: then halved toward the lower bound while the server takes every window
                     }
                     _holding = false;
                     _probeOut = false;
-                    _epochStart = now;
+                    _epochStart = ticket;
                     _takenInEpoch = 1;
                     _takenSinceChange = 0;
                     _slowedInARow = 0;
@@ -170,13 +180,27 @@ namespace ResilientMail.Core.Resilience
                 }
                 else
                 {
-                    if (_takenInEpoch == 0) _epochStart = now;
+                    if (_takenInEpoch == 0) _epochStart = ticket;
                     _takenInEpoch++;
                     _slowedInARow = 0;
-                    if (_count > 0 && ++_takenSinceChange >= WindowsBeforeFaster * _count)
+                    if (_count > 0 && ++_takenSinceChange >= _count)
                     {
-                        _window = Clamp((long)(_window * Narrower)); // a limit raised is found
+                        // A whole window's worth taken at this pace: the window is at most this long.
                         _takenSinceChange = 0;
+                        if (!_settled)
+                        {
+                            _high = Math.Min(_high, _window);
+                            if (_high - _low > Precision * _high) _window = Clamp(_low + (_high - _low) / 2);
+                            else Settle();
+                        }
+                        else if (++_cleanWindows >= WindowsBeforeFaster)
+                        {
+                            // Settled for a while: look for a limit raised meanwhile, a little below what is known.
+                            _cleanWindows = 0;
+                            _settled = false;
+                            _low = Clamp((long)(_low * 0.95));
+                            _window = Clamp(_low + (_high - _low) / 2);
+                        }
                     }
                 }
             }
@@ -200,13 +224,19 @@ namespace ResilientMail.Core.Resilience
                 {
                     // The ask was refused too: the server's window is not over yet.
                     _probeOut = false;
-                    _lastRefused = now;
+                    _lastRefused = ticket;
                     _nextProbe = now + Ticks(ProbeGap(TimeSpan.FromSeconds(Seconds(now - _holdSince))).TotalSeconds);
                 }
                 else if (_count > 0 && ++_slowedInARow < 3)
                 {
                     // At the learned pace: a little slower, and go on.
-                    _window = Clamp((long)(_window * Wider));
+                    // The window is longer than this: back to between it and what is known to work.
+                    _low = Math.Max(_low, _window);
+                    if (_high <= _low) _high = Clamp((long)(_low * 1.25)); // the server's limit was lowered
+                    _settled = false;
+                    _window = Clamp(_low + (_high - _low) / 2);
+                    if (_high - _low <= Precision * _high) Settle();
+                    _cleanWindows = 0;
                     _slowedAt = now;
                     _takenSinceChange = 0;
                 }
@@ -218,7 +248,7 @@ namespace ResilientMail.Core.Resilience
                     _holdSince = now;
                     _slowedAt = now;
                     _probeOut = false;
-                    _lastRefused = now;
+                    _lastRefused = ticket;
                     _nextProbe = now + Ticks(FirstProbe.TotalSeconds);
                     if (!_warned)
                     {
@@ -235,6 +265,17 @@ namespace ResilientMail.Core.Resilience
         public void Released(long ticket)
         {
             lock (_lock) if (_holding && ticket >= _holdSince) _probeOut = false;
+        }
+
+        /// <summary>
+        /// The bounds are within <see cref="Precision"/>: keep to the longer one and 1% more, for the difference between when
+        /// a message starts here and when the server counts it.
+        /// </summary>
+        private void Settle()
+        {
+            _settled = true;
+            _cleanWindows = 0;
+            _window = Clamp((long)(_high * 1.01));
         }
 
         /// <summary>The wait before the next ask, after holding this long: a fifth of it, 0.25 s to 5 s.</summary>

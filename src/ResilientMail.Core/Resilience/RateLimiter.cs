@@ -67,6 +67,19 @@ namespace ResilientMail.Core.Resilience
             internal Reservation(TimeProvider time) { _time = time; Time = time.GetTimestamp(); }
             internal long Time;
             public void Started() => Interlocked.Exchange(ref Time, Math.Max(Interlocked.Read(ref Time), _time.GetTimestamp()));
+
+            /// <summary>
+            /// The message is on its way: its place in the window is held until <see cref="Done"/>, which counts it from when
+            /// its answer came. The provider saw it somewhere between the two, so whatever the delay on the way (a first
+            /// connection, a signature, a slow hop), no window the provider measures holds more than the limit.
+            /// </summary>
+            public void InFlight() => Interlocked.Exchange(ref Time, long.MaxValue);
+
+            /// <summary>The answer came (or the attempt ended): the message counts from now.</summary>
+            public void Done()
+            {
+                if (Interlocked.Read(ref Time) == long.MaxValue) Interlocked.Exchange(ref Time, _time.GetTimestamp());
+            }
         }
 
         public async Task<Reservation> WaitAsync(CancellationToken cancellationToken)
@@ -85,7 +98,10 @@ namespace ResilientMail.Core.Resilience
                         _starts.Enqueue(granted);
                         return granted;
                     }
-                    var wait = TimeSpan.FromSeconds((double)(Interlocked.Read(ref _starts.Peek().Time) + window - now) / _time.TimestampFrequency);
+                    long oldest = Interlocked.Read(ref _starts.Peek().Time);
+                    // The oldest is still on its way: its place frees once it is answered, and then a window later.
+                    var wait = oldest == long.MaxValue ? TimeSpan.FromMilliseconds(10)
+                        : TimeSpan.FromSeconds((double)(oldest + window - now) / _time.TimestampFrequency);
                     _events?.Invoke(new DeliveryEvent(DeliveryEventKind.RateLimit, $"Rate limit {_limit}: waiting {wait.TotalSeconds:0.###} s.") { Elapsed = TimeSpan.Zero, Limit = wait });
                     await _time.Delay(wait, cancellationToken).ConfigureAwait(false);
                 }
