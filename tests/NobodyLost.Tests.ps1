@@ -329,6 +329,20 @@ Describe 'Connection limits cost no message' {
 }
 
 Describe 'Deferral, not failure' {
+    It 'Send-ResilientMail keeps no message for later: its results stay in input order, and the error says where deferral is' {
+        $s = New-Smtp -Rule 'Rcpt|grey@example.com|451 4.7.1 Greylisted, please try again later|0'
+        $rows = 'a@example.com', 'grey@example.com', 'b@example.com' | ForEach-Object { [pscustomobject]@{ To = $_ } }
+        $errs = $null
+        $via = Send-Via $s
+        $out = $rows | Send-ResilientMail @via -Subject s -Body b -ErrorVariable errs -ErrorAction SilentlyContinue
+        ($out | ForEach-Object To) -join ',' | Should -Be 'a@example.com,grey@example.com,b@example.com'
+        ($out | ForEach-Object { "$($_.Status)" }) -join ',' | Should -Be 'Sent,Failed,Sent'
+        $out[1].Attempts | Should -Be 4
+        $errs.Count | Should -Be 1
+        $errs[0].ErrorDetails.RecommendedAction | Should -Match 'Start-MailCampaign, which sets such messages aside in its journal'
+    }
+
+
     It 'sets a greylisted recipient aside while the rest goes on, and delivers it on the longer schedule' {
         $s = New-Smtp -Rule 'Rcpt|grey@example.com|451 4.7.1 Greylisted, please try again later|4'
         $t = New-MailTransport -SmtpServer 127.0.0.1 -Port $s.Port

@@ -155,7 +155,8 @@ namespace ResilientMail.Internal
         {
             FailureReason.Authentication => "Check the credentials given to New-MailTransport (SMTP: -Credential and that the server allows SMTP AUTH; SendGrid: -ApiKey and its Mail Send permission; SES: the keys or -ProfileName, the region and the clock).",
             FailureReason.ProviderSuspended => "The provider has stopped sending for this account; resolve it with the provider, then run again (campaigns resume where they paused).",
-            FailureReason.Throttled => "The provider is rate limiting this account; lower -RateLimit or raise the account's sending quota.",
+            FailureReason.Throttled => "The server or provider is limiting how fast this account sends: give -RateLimit at or below its limit, or raise the account's sending quota; Start-MailCampaign without -RateLimit finds and keeps the pace the server allows.",
+            FailureReason.ServerBusy when failure.Kind == FailureKind.Transient => "The server deferred it (greylisting, a policy or a busy server), past the quick retries. Send-ResilientMail keeps no message for later, so that its results stay in input order: send it again later, or use Start-MailCampaign, which sets such messages aside in its journal and tries them again on a longer schedule (-DeferralInterval, -DeferralLimit) while the rest goes on.",
             FailureReason.Certificate => "Check -Port and the TLS mode (465 is SslOnConnect, 587 is StartTls), trust the server's certificate, or for a test server use -SkipCertificateCheck.",
             FailureReason.ConnectivityLost => "Check the network path to the server, then run the command again for the messages that were not sent.",
             FailureReason.RecipientRejected => "Check the recipient's address; the server will not take mail for it.",
