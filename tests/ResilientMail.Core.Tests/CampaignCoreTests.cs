@@ -574,6 +574,20 @@ public sealed class CampaignCoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Slow_start_a_server_that_answers_no_message_is_met_with_one_connection_not_four()
+    {
+        using var run = Start(_ => ScriptedTransport.Transient("451 4.3.0 Temporary failure"), new CampaignOptions { Concurrency = 4 });
+        for (int i = 1; i <= 12; i++)
+        {
+            try { await run.Runner.SubmitAsync(Row($"s{i}@example.com"), i, default); }
+            catch (CampaignPausedException) { break; }
+        }
+        var summary = await run.Runner.CompleteAsync();
+        Assert.Equal(CampaignState.Paused, summary.State);  // the breaker, after 10 in a row
+        Assert.Single(run.Transports);                        // the other three were never opened
+    }
+
+    [Fact]
     public async Task Concurrency_opens_one_transport_per_worker()
     {
         using var run = Start(options: new CampaignOptions { Concurrency = 4 });

@@ -315,7 +315,7 @@ namespace ResilientMail.Core.Campaigns
             _journal.Run(RecordKind.RunStarted, description);
             if (_previous.InputCompleteByLegacy)
                 _journal.InputEnd(_previous.RowsRead, "A journal of an earlier version, whose run completed: its input was read to the end.");
-            _workers = Enumerable.Range(0, _options.Concurrency).Select(i => Task.Run(() => WorkAsync(_stop.Token))).ToArray();
+            _workers = Enumerable.Range(0, _options.Concurrency).Select(i => Task.Run(() => WorkAsync(i, _stop.Token))).ToArray();
             if (_options.MaxRunDuration is TimeSpan limit)
                 _deadline = _time.CreateTimer(_ => StopAtTimeLimit(limit), null, limit, Timeout.InfiniteTimeSpan);
         }
@@ -524,8 +524,41 @@ namespace ResilientMail.Core.Campaigns
         /// <summary>At most this many messages a worker declares (intent on disk) ahead of sending them.</summary>
         internal const int MaxDeclaredAhead = 16;
 
-        private async Task WorkAsync(CancellationToken cancellationToken)
+        // Slow start, as an MTA opens connections to a destination: one connection first, and one more for each message a
+        // server has answered (taken, or refused for good: either way the connection works). A server that refuses
+        // everything, or limits connections, is not met with -Concurrency connections at once; a healthy one has them all
+        // after the first few messages.
+        private int _connectionsProven;
+        private TaskCompletionSource<bool> _proven = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        private void ConnectionProven()
         {
+            if (Volatile.Read(ref _connectionsProven) >= _options.Concurrency) return;
+            Interlocked.Increment(ref _connectionsProven);
+            Interlocked.Exchange(ref _proven, new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult(true);
+        }
+
+        /// <summary>Waits until worker <paramref name="index"/> may open its connection; false when the run needs it no more.</summary>
+        private async Task<bool> SlowStartAsync(int index, CancellationToken cancellationToken)
+        {
+            var reader = _queue!.Reader;
+            using var ended = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _paused.Token);
+            var stop = Task.Delay(Timeout.Infinite, ended.Token);
+            while (true)
+            {
+                var signal = Volatile.Read(ref _proven).Task;
+                if (Volatile.Read(ref _connectionsProven) >= index) return true;
+                if (ended.IsCancellationRequested) return false;
+                bool inputDone = reader.Completion.IsCompleted;
+                if (inputDone && _returned.IsEmpty && !HasLater) return false;
+                if (inputDone) await Task.WhenAny(signal, stop).ConfigureAwait(false);
+                else await Task.WhenAny(signal, stop, reader.Completion).ConfigureAwait(false);
+            }
+        }
+
+        private async Task WorkAsync(int index, CancellationToken cancellationToken)
+        {
+            if (index > 0 && !await SlowStartAsync(index, cancellationToken).ConfigureAwait(false)) return;
             // A refused extra connection hands the message to the connections that work (only while there are others).
             var courierOptions = _options.Courier with
             {
@@ -810,6 +843,8 @@ namespace ResilientMail.Core.Campaigns
             // The row's own recipient decides the row; a campaign-wide Cc or Bcc refused beside it is noted, not its failure.
             var (status, failure) = RowFate(result, item.To);
             if (result.Status == DeliveryStatus.Sent || result.Status == DeliveryStatus.PartiallySent) _adaptive?.Taken(ticket); else _adaptive?.Released(ticket);
+            if (result.Status == DeliveryStatus.Sent || result.Status == DeliveryStatus.PartiallySent || result.Failure?.Kind == FailureKind.Permanent && !result.Failure.StopsRun)
+                ConnectionProven();
             // Deferred: set aside for later (journaled as such); its outcome comes when it is sent, or at the deferral limit.
             bool deferred = status == CampaignRecipientStatus.Failed && Defer(item, failure!, result.Attempts);
             var outcome = new CampaignOutcome(item.Key, item.To, status, item.Row)
