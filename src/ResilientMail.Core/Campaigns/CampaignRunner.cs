@@ -573,6 +573,7 @@ namespace ResilientMail.Core.Campaigns
             // message nor added to a send. An intent never followed by "sending" is read back as not sent (in
             // the same boot of the OS), so declaring ahead loses and duplicates nothing.
             var declared = new Queue<(WorkItem Item, Task OnDisk)>();
+            bool working = false; // this worker's connection has carried a message the server answered
             var reader = _queue!.Reader;
             using var waits = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _paused.Token);
             try
@@ -632,11 +633,14 @@ namespace ResilientMail.Core.Campaigns
                     if (declared.Count == 0) Declare(reader, declared);
                     try
                     {
-                        try { await SendOneAsync(courier, item, permit, ticket, cancellationToken).ConfigureAwait(false); }
+                        bool answered;
+                        try { answered = await SendOneAsync(courier, item, permit, ticket, cancellationToken).ConfigureAwait(false); }
                         finally { permit?.Done(); }
+                        if (answered && !working) { working = true; Interlocked.Increment(ref _workingConnections); }
                     }
                     catch (ConnectionRefusedException refused)
                     {
+                        if (working) { working = false; Interlocked.Decrement(ref _workingConnections); }
                         // What this worker declared ahead goes back too: the connections that work send it meanwhile.
                         while (declared.Count > 0)
                         {
@@ -704,9 +708,6 @@ namespace ResilientMail.Core.Campaigns
         private async Task StandByAsync(Failure failure, CancellationToken cancellationToken)
         {
             Interlocked.Decrement(ref _active);
-            int working = _options.Concurrency - Interlocked.Increment(ref _standingBy);
-            for (int seen = Volatile.Read(ref _fewestWorking); working < seen; seen = Volatile.Read(ref _fewestWorking))
-                if (Interlocked.CompareExchange(ref _fewestWorking, working, seen) == seen) break;
             Interlocked.CompareExchange(ref _firstRefusal, failure, null);
             Interlocked.Exchange(ref _lastRefusalTicks, _time.GetUtcNow().UtcTicks);
             try
@@ -723,15 +724,14 @@ namespace ResilientMail.Core.Campaigns
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested || IsPaused) { }
             finally
             {
-                Interlocked.Decrement(ref _standingBy);
                 Interlocked.Increment(ref _active);
             }
         }
 
         private Failure? _firstRefusal;
         private long _lastRefusalTicks;
-        private int _standingBy;
-        private int _fewestWorking = int.MaxValue;
+        // Connections that carried a message the server answered, and were not refused since.
+        private int _workingConnections;
         /// <summary>The connections count as settled once no other was refused for this long.</summary>
         internal static readonly TimeSpan SettleTime = TimeSpan.FromSeconds(2);
 
@@ -745,7 +745,7 @@ namespace ResilientMail.Core.Campaigns
             if (failure == null || Volatile.Read(ref _connectionLimitWarned) != 0) return;
             if (!settled && _time.GetUtcNow() - new DateTimeOffset(Interlocked.Read(ref _lastRefusalTicks), TimeSpan.Zero) < SettleTime) return;
             if (Interlocked.Exchange(ref _connectionLimitWarned, 1) != 0) return;
-            int working = Math.Max(1, Volatile.Read(ref _fewestWorking));
+            int working = Math.Max(1, Volatile.Read(ref _workingConnections));
             _events?.Invoke(new DeliveryEvent(DeliveryEventKind.Warning,
                 $"{failure.Message} Sending with {working} connection{(working == 1 ? "" : "s")} instead of {_options.Concurrency}; no message is failed by it, and another connection is tried every {StandByTime.TotalMinutes:0} min."));
         }
@@ -780,7 +780,7 @@ namespace ResilientMail.Core.Campaigns
 
         private static int Recipients(MimeMessage m) => Math.Max(1, m.To.Count + m.Cc.Count + m.Bcc.Count);
 
-        private async Task SendOneAsync(Courier courier, WorkItem item, SlidingWindowLimiter.Reservation? permit, long ticket, CancellationToken cancellationToken)
+        private async Task<bool> SendOneAsync(Courier courier, WorkItem item, SlidingWindowLimiter.Reservation? permit, long ticket, CancellationToken cancellationToken)
         {
             // The hand-over record. In a file it is written at once (its intent is on disk already); in a store read from
             // other machines it is made durable while the envelope is on the wire, and the transport waits for it at its
@@ -802,8 +802,8 @@ namespace ResilientMail.Core.Campaigns
                     // The store is slow or out: nothing of the message went. Wait for the store with its own rules (the
                     // network's: "waiting", checks, the limit), then deliver; at the limit the run pauses.
                     try { await handOver.ConfigureAwait(false); }
-                    catch (Exception ex) { StoreLost(ex); Unsent(item); _adaptive?.Released(ticket); return; }
-                    if (IsPaused) { Unsent(item); _adaptive?.Released(ticket); return; }
+                    catch (Exception ex) { StoreLost(ex); Unsent(item); _adaptive?.Released(ticket); return false; }
+                    if (IsPaused) { Unsent(item); _adaptive?.Released(ticket); return false; }
                 }
                 catch (HandOverException failed)
                 {
@@ -812,7 +812,7 @@ namespace ResilientMail.Core.Campaigns
                     StoreLost(failed.InnerException ?? failed);
                     Unsent(item);
                     _adaptive?.Released(ticket);
-                    return;
+                    return false;
                 }
                 catch (PaceRefusedException)
                 {
@@ -843,8 +843,8 @@ namespace ResilientMail.Core.Campaigns
             // The row's own recipient decides the row; a campaign-wide Cc or Bcc refused beside it is noted, not its failure.
             var (status, failure) = RowFate(result, item.To);
             if (result.Status == DeliveryStatus.Sent || result.Status == DeliveryStatus.PartiallySent) _adaptive?.Taken(ticket); else _adaptive?.Released(ticket);
-            if (result.Status == DeliveryStatus.Sent || result.Status == DeliveryStatus.PartiallySent || result.Failure?.Kind == FailureKind.Permanent && !result.Failure.StopsRun)
-                ConnectionProven();
+            bool answered = result.Status == DeliveryStatus.Sent || result.Status == DeliveryStatus.PartiallySent || result.Failure?.Kind == FailureKind.Permanent && !result.Failure.StopsRun;
+            if (answered) ConnectionProven();
             // Deferred: set aside for later (journaled as such); its outcome comes when it is sent, or at the deferral limit.
             bool deferred = status == CampaignRecipientStatus.Failed && Defer(item, failure!, result.Attempts);
             var outcome = new CampaignOutcome(item.Key, item.To, status, item.Row)
@@ -893,6 +893,7 @@ namespace ResilientMail.Core.Campaigns
                 Pause(result.Failure.Message, result.Failure); // delivered to the row, then the run lost its server or credentials
             }
             if (!deferred) _onOutcome(outcome); // a deferred row has its outcome when it is sent, or at the deferral limit
+            return answered;
         }
 
         /// <summary>What a message's result means for its row, whose recipient is <paramref name="to"/>.</summary>
