@@ -315,6 +315,7 @@ namespace ResilientMail.Core.Campaigns
             _journal.Run(RecordKind.RunStarted, description);
             if (_previous.InputCompleteByLegacy)
                 _journal.InputEnd(_previous.RowsRead, "A journal of an earlier version, whose run completed: its input was read to the end.");
+            Volatile.Write(ref _live, 1); // the first worker sends from the start (slow start: the others once messages are answered)
             _workers = Enumerable.Range(0, _options.Concurrency).Select(i => Task.Run(() => WorkAsync(i, _stop.Token))).ToArray();
             if (_options.MaxRunDuration is TimeSpan limit)
                 _deadline = _time.CreateTimer(_ => StopAtTimeLimit(limit), null, limit, Timeout.InfiniteTimeSpan);
@@ -529,6 +530,7 @@ namespace ResilientMail.Core.Campaigns
         // everything, or limits connections, is not met with -Concurrency connections at once; a healthy one has them all
         // after the first few messages.
         private int _connectionsProven;
+        private int _live; // workers past their slow start and not ended
         private TaskCompletionSource<bool> _proven = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
 
         private void ConnectionProven()
@@ -547,13 +549,17 @@ namespace ResilientMail.Core.Campaigns
             while (true)
             {
                 var signal = Volatile.Read(ref _proven).Task;
-                if (Volatile.Read(ref _connectionsProven) >= index) return true;
+                var left = Volatile.Read(ref _workerLeft).Task;
+                if (Volatile.Read(ref _connectionsProven) >= index) break;
                 if (ended.IsCancellationRequested) return false;
                 bool inputDone = reader.Completion.IsCompleted;
                 if (inputDone && _returned.IsEmpty && !HasLater) return false;
-                if (inputDone) await Task.WhenAny(signal, stop).ConfigureAwait(false);
-                else await Task.WhenAny(signal, stop, reader.Completion).ConfigureAwait(false);
+                if (Volatile.Read(ref _live) == 0) break; // every worker that was sending has ended: this one carries on
+                if (inputDone) await Task.WhenAny(signal, stop, left).ConfigureAwait(false);
+                else await Task.WhenAny(signal, stop, left, reader.Completion).ConfigureAwait(false);
             }
+            Interlocked.Increment(ref _live);
+            return true;
         }
 
         private async Task WorkAsync(int index, CancellationToken cancellationToken)
@@ -665,6 +671,7 @@ namespace ResilientMail.Core.Campaigns
             finally
             {
                 Interlocked.Decrement(ref _active);
+                Interlocked.Decrement(ref _live);
                 Interlocked.Exchange(ref _workerLeft, new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult(true);
                 // Whatever is still declared was never handed over; let its disk write finish before the journal closes.
                 foreach (var task in declared.Select(d => d.OnDisk).Distinct())
