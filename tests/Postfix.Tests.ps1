@@ -34,6 +34,15 @@ BeforeAll {
             @{ Info = $info; Warnings = @($warnings); Seconds = $clock.Elapsed.TotalSeconds }
         } -ArgumentList $ModulePath, $pfRate.Port
     }
+    # The campaign completed with every row sent, and smtp4dev holds each of the domain's recipients exactly once.
+    function Assert-EveryoneOnce($Info, [string]$Domain, [int]$Count) {
+        $Info.State | Should -Be 'Completed'
+        $Info.Sent | Should -Be $Count
+        $Info.Failed | Should -Be 0
+        Wait-Until { (Delivered $Domain).Count -ge $Count } 30 | Should -BeTrue
+        @(Delivered $Domain).Count | Should -Be $Count
+        @(Delivered $Domain | Group-Object { "$($_.to)" } | Where-Object Count -ne 1).Count | Should -Be 0
+    }
     function Skip-WithoutPostfix { if ($why) { Set-ItResult -Skipped -Because $why; $true } else { $false } }
     function Delivered([string]$Domain) { @(Get-Smtp4devMessage $sink | Where-Object { "$($_.to)" -match [regex]::Escape($Domain) }) }
     function Rows([string]$Domain, [int]$Count) { 1..$Count | ForEach-Object { [pscustomobject]@{ Email = "r$_@$Domain" } } }
@@ -70,18 +79,13 @@ Describe 'Campaigns against Postfix' {
         try {
             $out = Run-Campaign 'pf-grey' (Rows 'grey.example' 12) @{ Concurrency = 4 }
         } finally { Set-PostfixSettings $pf @{ smtpd_recipient_restrictions = $null } }
-        $info = $out | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }
-        $info.State | Should -Be 'Completed'
-        $info.Sent | Should -Be 12
-        $info.Failed | Should -Be 0
+        Assert-EveryoneOnce ($out | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }) 'grey.example' 12
         # The server said "for 60 seconds": no quick retry was spent on it, each recipient was refused once and taken once.
         @(Get-PostfixLog $pf -Match 'Greylisted for 60 seconds').Count | Should -Be 12
         ($verbose -join "`n") | Should -Match 'Deferred r\d+@grey.example after 1 attempt'
         # Close to what the policy allows: 60 s after each first try.
         $took.TotalSeconds | Should -BeGreaterThan 59
         $took.TotalSeconds | Should -BeLessThan 80
-        Wait-Until { (Delivered 'grey.example').Count -ge 12 } 30 | Should -BeTrue
-        @(Delivered 'grey.example' | Group-Object { "$($_.to)" } | Where-Object Count -ne 1).Count | Should -Be 0
     }
 
     It 'smtpd_client_message_rate_limit = 10 a minute: nothing is failed, the pace is learned, and the run takes what the limit allows' {
@@ -89,9 +93,7 @@ Describe 'Campaigns against Postfix' {
         if (-not $rateJob) { Start-RateJob } # run alone (a filter): not started beside the greylisting case
         $rateJob | Wait-Job -Timeout 180 | Should -Not -BeNullOrEmpty
         $r = $rateJob | Receive-Job
-        $r.Info.State | Should -Be 'Completed'
-        $r.Info.Sent | Should -Be 20
-        $r.Info.Failed | Should -Be 0
+        Assert-EveryoneOnce $r.Info 'rate.example' 20
         @(Get-PostfixLog $pfRate -Match 'delivery request rate limit exceeded').Count | Should -BeGreaterThan 0
         # One warning when the server first said so, one that says what the campaign settled on.
         @($r.Warnings | Where-Object { $_ -match 'limits how fast this client may send' }).Count | Should -Be 1
@@ -99,8 +101,6 @@ Describe 'Campaigns against Postfix' {
         # Two windows of ten: the second begins a minute after the first.
         $r.Seconds | Should -BeGreaterThan 59
         $r.Seconds | Should -BeLessThan 80
-        Wait-Until { (Delivered 'rate.example').Count -ge 20 } 30 | Should -BeTrue
-        @(Delivered 'rate.example' | Group-Object { "$($_.to)" } | Where-Object Count -ne 1).Count | Should -Be 0
     }
 
     It 'smtpd_client_connection_count_limit = 2 with -Concurrency 4: refused connections cost no message, and the run says it sends with 2' {
@@ -109,16 +109,11 @@ Describe 'Campaigns against Postfix' {
         try {
             $out = Run-Campaign 'pf-conn' (Rows 'conn.example' 40) @{ Concurrency = 4 }
         } finally { Set-PostfixSettings $pf @{ smtpd_client_connection_count_limit = $null } }
-        $info = $out | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }
-        $info.State | Should -Be 'Completed'
-        $info.Sent | Should -Be 40
-        $info.Failed | Should -Be 0
+        Assert-EveryoneOnce ($out | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }) 'conn.example' 40
         @(Get-PostfixLog $pf -Match 'Connection concurrency limit exceeded').Count | Should -BeGreaterThan 0
         $said = @($warnings | Where-Object { $_ -match 'refused a new connection' })
         $said.Count | Should -Be 1
         $said[0] | Should -Match 'Sending with 2 connections instead of 4'
-        Wait-Until { (Delivered 'conn.example').Count -ge 40 } 30 | Should -BeTrue
-        @(Delivered 'conn.example' | Group-Object { "$($_.to)" } | Where-Object Count -ne 1).Count | Should -Be 0
     }
 
     It 'an access-map entry lifted mid-run: the retry comes in a fresh session, sees the change and delivers' {
@@ -139,11 +134,8 @@ Describe 'Campaigns against Postfix' {
             $out = Run-Campaign 'pf-lift' $rows @{ Concurrency = 1; RetryBaseDelay = 2 }
             $null = $lifter | Wait-Job -Timeout 60
         } finally { Set-PostfixSettings $pf @{ smtpd_recipient_restrictions = $null } }
-        $info = $out | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }
-        $info.Sent | Should -Be 6
-        $info.Failed | Should -Be 0
         @(Get-PostfixLog $pf -Match 'Held for review').Count | Should -BeGreaterThan 0
-        Wait-Until { @(Delivered 'lift.example' | Where-Object { "$($_.to)" -match 'held@' }).Count -eq 1 } 30 | Should -BeTrue
-        @(Delivered 'lift.example').Count | Should -Be 6
+        Assert-EveryoneOnce ($out | Where-Object { $_ -is [ResilientMail.MailCampaignInfo] }) 'lift.example' 6
+        @(Delivered 'lift.example' | Where-Object { "$($_.to)" -match 'held@' }).Count | Should -Be 1
     }
 }

@@ -141,6 +141,8 @@ public class AdaptivePaceTests
         Assert.Equal(FailureReason.Throttled, SmtpFailureClassifier.FromReply(451, "4.7.1 Sending rate limit exceeded").Reason);
         Assert.Equal(FailureReason.ServerBusy, SmtpFailureClassifier.FromReply(450, "4.2.0 <a@example.org>: Recipient address rejected: Greylisted, try again in 60 seconds").Reason);
         Assert.Equal(FailureReason.ServerBusy, SmtpFailureClassifier.FromReply(452, "4.5.3 Too many recipients").Reason);
+        // A size limit is about the message, not the pace.
+        Assert.Equal(FailureReason.ServerBusy, SmtpFailureClassifier.FromReply(452, "4.3.4 Message size exceeds fixed limit").Reason);
         Assert.Equal(TimeSpan.FromSeconds(60), SmtpFailureClassifier.FromReply(450, "4.2.0 Greylisted, try again in 60 seconds").RetryAfter);
         Assert.Equal(TimeSpan.FromMinutes(5), SmtpFailureClassifier.FromReply(451, "4.7.1 Greylisted for 5 minutes").RetryAfter);
         Assert.Null(SmtpFailureClassifier.FromReply(451, "4.7.1 Greylisted, see http://postgrey.schweikert.ch/help/example.org.html").RetryAfter);

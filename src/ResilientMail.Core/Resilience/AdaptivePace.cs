@@ -66,12 +66,6 @@ namespace ResilientMail.Core.Resilience
         /// <summary>Messages a second the pace keeps to on average; null while the server has never said "too fast".</summary>
         public double? Rate { get { lock (_lock) return _count > 0 ? _count / Seconds(_window) : (double?)null; } }
 
-        /// <summary>The learned limit ("20 per 1.05 s"); null while the server has never said "too fast".</summary>
-        public RateLimit? Limit { get { lock (_lock) return _count > 0 ? new RateLimit(_count, TimeSpan.FromSeconds(Seconds(_window))) : null; } }
-
-        /// <summary>True from the server's "too fast" until it takes a message again.</summary>
-        public bool Holding { get { lock (_lock) return _holding; } }
-
         /// <summary>How long the server has taken nothing, while holding.</summary>
         public TimeSpan HeldFor
         {

@@ -122,7 +122,7 @@ namespace ResilientMail.Core.Resilience
                 };
                 // A server that limits how fast one client may send (Postfix's "450 4.7.1 Error: too much mail from", a
                 // "421 4.7.0 too many messages, slow down") says nothing about the message: the pace is the client's.
-                bool rate = detail != "5.3" && RateText.IsMatch(text ?? "") && !Greylist.IsMatch(text ?? "");
+                bool rate = !tooLarge && detail != "5.3" && RateText.IsMatch(text ?? "") && !Greylist.IsMatch(text ?? "");
                 if (rate) why = "The server limits how fast this client may send";
                 return new Failure(FailureKind.Transient, rate ? FailureReason.Throttled : FailureReason.ServerBusy, $"{why}: {reply}")
                     { ServerReply = reply, StatusCode = statusCode, RetryAfter = StatedWait(text) };
